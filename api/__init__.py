@@ -1,0 +1,1 @@
+"""Herald's GraphQL API: strawberry types, thin resolvers and the Starlette app."""

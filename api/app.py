@@ -1,0 +1,84 @@
+"""The Starlette application: GraphQL over HTTP and WebSocket, and a few pages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from api import pages
+from api.context import Context
+from api.limits import BodySizeLimit
+from api.schema import Limits, create_schema
+from infra import bootstrap
+from infra.settings import Settings
+
+
+class HeraldGraphQL(GraphQL[Context, None]):
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | None
+    ) -> Context:
+        container: bootstrap.Container = request.app.state.container
+        return Context(request=request, response=response, accounts=container.accounts)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    container: bootstrap.Container = request.app.state.container
+    if await container.database_ready():
+        return JSONResponse({"status": "ok"})
+    return JSONResponse({"status": "database unavailable"}, status_code=503)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    container: bootstrap.Container | None = None,
+    mailbox: Callable[[], Sequence[pages.CaughtMessage]] | None = None,
+) -> Starlette:
+    """The ASGI app. Builds its container in the lifespan unless one is given
+    (``herald dev`` shares one container between the API and the worker)."""
+    schema = create_schema(
+        Limits(
+            max_depth=settings.graphql_max_depth,
+            max_tokens=settings.graphql_max_tokens,
+            max_aliases=settings.graphql_max_aliases,
+        ),
+        mask_errors=not settings.debug,
+    )
+    graphql = HeraldGraphQL(
+        schema,
+        graphql_ide="graphiql" if settings.graphiql_enabled else None,
+        allow_queries_via_get=False,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        owned = container is None
+        app.state.container = bootstrap.build(settings) if container is None else container
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.container.close()
+
+    routes: list[BaseRoute] = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        Route("/verify-email", pages.verify_email_page, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    if mailbox is not None:
+        messages = mailbox
+
+        async def dev_mail(request: Request) -> HTMLResponse:
+            return pages.mailbox_page(messages())
+
+        routes.append(Route("/dev/mail", dev_mail, methods=["GET"]))
+    middleware: list[Middleware] = [Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -1,0 +1,18 @@
+"""What every resolver receives: the request and the use cases' ports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from domain import accounts
+
+
+@dataclass
+class Context:
+    request: Request | WebSocket
+    response: Response | None
+    accounts: accounts.Accounts

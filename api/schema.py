@@ -1,0 +1,79 @@
+"""The GraphQL schema, with its caches and limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+
+from api import types
+from api.mutations import register, resend_verification_email, verify_email
+from domain import users
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The rules a new password must follow.")
+    def password_policy(self) -> types.PasswordPolicy:
+        return types.PasswordPolicy(
+            min_length=users.PASSWORD_MIN_LENGTH, max_length=users.PASSWORD_MAX_LENGTH
+        )
+
+
+@strawberry.type
+class Mutation:
+    register = strawberry.mutation(
+        resolver=register.register,
+        description="Create an account and send its verification email.",
+    )
+    verify_email = strawberry.mutation(
+        resolver=verify_email.verify_email,
+        description="Confirm an address with the token from the verification email.",
+    )
+    resend_verification_email = strawberry.mutation(
+        resolver=resend_verification_email.resend_verification_email,
+        description="Send a new verification link (at most one per address a minute).",
+    )
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_depth: int = 10
+    max_tokens: int = 1000
+    max_aliases: int = 15
+
+
+def _unexpected(error: GraphQLError) -> bool:
+    # Syntax, validation and limit errors carry no original exception and are
+    # the client's to read; anything raised inside a resolver is a server
+    # fault whose text (SQL, paths) must not leave the server.
+    original = error.original_error
+    return original is not None and not isinstance(original, GraphQLError)
+
+
+def create_schema(limits: Limits = Limits(), *, mask_errors: bool = True) -> strawberry.Schema:
+    extensions: list[SchemaExtension | type[SchemaExtension]] = [
+        ParserCache(maxsize=256),
+        ValidationCache(maxsize=256),
+        QueryDepthLimiter(max_depth=limits.max_depth),
+        MaxTokensLimiter(max_token_count=limits.max_tokens),
+        MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+    ]
+    if mask_errors:
+        extensions.append(
+            MaskErrors(
+                should_mask_error=_unexpected,
+                error_message="Internal server error; the request was not completed.",
+            )
+        )
+    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)

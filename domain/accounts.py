@@ -1,0 +1,200 @@
+"""Use cases of sign-up: register, resend the verification email, verify the address.
+
+Each takes a command and the ``Accounts`` ports, owns its transaction through
+a fresh unit of work, and returns a result or raises a ``DomainError``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from domain import errors, events, handlers, ports, users
+
+# Token purposes: one salt each, so a token minted for one purpose never
+# passes for another.
+VERIFY_EMAIL_PURPOSE = "herald.verify-email"
+REGISTRATION_PURPOSE = "herald.registration"
+
+
+@dataclass(frozen=True)
+class Policy:
+    email_verification_max_age: int = 48 * 3600
+    registration_token_max_age: int = 48 * 3600
+    # One email about an address per cooldown: keeps resend (and repeated
+    # registration of a known address) from being used to flood an inbox.
+    email_cooldown_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class Accounts:
+    uow: ports.UnitOfWorkFactory
+    hasher: ports.PasswordHasher
+    addresses: ports.AddressValidator
+    tokens: ports.TokenSigner
+    clock: ports.Clock
+    policy: Policy
+
+
+@dataclass(frozen=True)
+class Register:
+    email: str
+    password: str
+
+
+@dataclass(frozen=True)
+class ResendVerificationEmail:
+    email: str
+
+
+@dataclass(frozen=True)
+class VerifyEmail:
+    token: str
+
+
+@dataclass(frozen=True)
+class RegistrationStarted:
+    """What the caller learns: the same for a new and an existing address."""
+
+    registration_id: uuid.UUID
+    registration_token: str
+
+
+def _address(accounts: Accounts, raw: str) -> tuple[str | None, list[errors.FieldProblem]]:
+    try:
+        return accounts.addresses.normalize(raw), []
+    except errors.InvalidAddress as exc:
+        return None, [errors.FieldProblem(field="email", message=exc.message)]
+
+
+def _cooldown_key(email: str) -> str:
+    return f"account-email:{email.lower()}"
+
+
+def _started(accounts: Accounts, registration_id: uuid.UUID) -> RegistrationStarted:
+    token = accounts.tokens.sign(REGISTRATION_PURPOSE, {"r": str(registration_id)})
+    return RegistrationStarted(registration_id=registration_id, registration_token=token)
+
+
+async def register(command: Register, accounts: Accounts) -> RegistrationStarted:
+    """Create an account and queue its verification email, in one transaction.
+
+    An address that already has an account gets the same answer, after the same
+    hashing work, and changes nothing but the links: its owner is emailed (a new
+    verification link, or a notice that the account exists), at most once per
+    cooldown, so the response never tells a caller whether the address is known.
+    """
+    email, problems = _address(accounts, command.email)
+    problems += users.password_problems(command.password)
+    if email is None or problems:
+        raise errors.InvalidInput(problems, "Check the highlighted fields.")
+
+    password_hash = await accounts.hasher.hash(command.password)
+    registration_id = uuid.uuid4()
+    now = accounts.clock.now()
+    cooldown = accounts.policy.email_cooldown_seconds
+    async with accounts.uow() as uow:
+        user = users.User.new(email=email, password_hash=password_hash, now=now)
+        happened: list[events.Event] = []
+        if await uow.users.add(user):
+            # A new account always gets its email; the cooldown only starts here.
+            await uow.cooldowns.acquire(_cooldown_key(email), seconds=cooldown, now=now)
+            happened.append(events.UserRegistered(user.id, registration_id, user.verification_nonce))
+        else:
+            existing = await uow.users.get_by_email(email)
+            free = await uow.cooldowns.acquire(_cooldown_key(email), seconds=cooldown, now=now)
+            if existing is not None and free is None:
+                happened.append(await _repeat(uow, existing, registration_id))
+        await handlers.publish(uow, happened)
+        await uow.commit()
+    return _started(accounts, registration_id)
+
+
+async def _repeat(
+    uow: ports.UnitOfWork, user: users.User, registration_id: uuid.UUID
+) -> events.RegistrationRepeated:
+    nonce = user.verification_nonce
+    if not user.email_verified:
+        nonce = await uow.users.bump_verification_nonce(user.id)
+    return events.RegistrationRepeated(user.id, registration_id, user.email_verified, nonce)
+
+
+async def resend_verification_email(
+    command: ResendVerificationEmail, accounts: Accounts
+) -> RegistrationStarted:
+    """Send a fresh verification link, if the address has an unverified account.
+
+    Unknown, unverified and verified addresses get the same answer and the same
+    cooldown, so neither the response nor ``RateLimited`` reveals an account.
+    """
+    email, problems = _address(accounts, command.email)
+    if email is None:
+        raise errors.InvalidInput(problems, "Check the highlighted fields.")
+    registration_id = uuid.uuid4()
+    now = accounts.clock.now()
+    async with accounts.uow() as uow:
+        wait = await uow.cooldowns.acquire(
+            _cooldown_key(email), seconds=accounts.policy.email_cooldown_seconds, now=now
+        )
+        if wait is not None:
+            raise errors.RateLimited(
+                wait, f"An email was sent to this address recently; try again in {wait} s."
+            )
+        user = await uow.users.get_by_email(email)
+        if user is not None:
+            nonce = user.verification_nonce
+            if not user.email_verified:
+                nonce = await uow.users.bump_verification_nonce(user.id)
+            requested = events.VerificationEmailRequested(
+                user.id, registration_id, user.email_verified, nonce
+            )
+            await handlers.publish(uow, [requested])
+        await uow.commit()
+    return _started(accounts, registration_id)
+
+
+async def verify_email(command: VerifyEmail, accounts: Accounts) -> users.User:
+    """Consume a verification link: exactly once, and only the newest one."""
+    payload = accounts.tokens.unsign(
+        VERIFY_EMAIL_PURPOSE,
+        command.token,
+        max_age_seconds=accounts.policy.email_verification_max_age,
+    )
+    try:
+        user_id = uuid.UUID(str(payload["u"]))
+        email = str(payload["e"])
+        nonce = int(payload["n"])
+    except (KeyError, TypeError, ValueError):
+        raise errors.InvalidToken() from None
+    now = accounts.clock.now()
+    async with accounts.uow() as uow:
+        user = await uow.users.mark_verified(user_id, email, nonce, now)
+        if user is None:
+            raise errors.InvalidToken()
+        await handlers.publish(uow, [events.EmailVerified(user.id, now)])
+        await uow.commit()
+    return user
+
+
+async def requeue_missing_verification_emails(
+    accounts: Accounts, *, older_than: timedelta = timedelta(minutes=2), limit: int = 500
+) -> int:
+    """Queue a verification email for accounts that never had one queued.
+
+    Registration succeeds even when its job could not be queued (queue disabled
+    or the defer failed); this sweep, run periodically by the worker, is what
+    makes sure such an account still gets its email. Returns how many it queued.
+    """
+    now = accounts.clock.now()
+    async with accounts.uow() as uow:
+        missing = await uow.users.unverified_without_verification_email(
+            created_before=now - older_than, limit=limit
+        )
+        happened: list[events.Event] = []
+        for user in missing:
+            nonce = await uow.users.bump_verification_nonce(user.id)
+            happened.append(events.VerificationEmailRequested(user.id, uuid.uuid4(), False, nonce))
+        await handlers.publish(uow, happened)
+        await uow.commit()
+    return len(missing)

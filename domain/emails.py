@@ -1,0 +1,59 @@
+"""Emails Herald means to send, and the record of each delivery."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+
+class EmailKind(enum.StrEnum):
+    VERIFY_EMAIL = "verify_email"
+    ACCOUNT_EXISTS = "account_exists"
+
+
+class DeliveryStatus(enum.StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class EmailRequest:
+    """An email to queue, recorded in the same transaction as the change that asks for it."""
+
+    kind: EmailKind
+    user_id: uuid.UUID
+    registration_id: uuid.UUID
+    verification_nonce: int | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One email Herald means to send, as the worker sees it when it picks it up."""
+
+    id: uuid.UUID
+    kind: EmailKind
+    user_id: uuid.UUID
+    recipient: str
+    status: DeliveryStatus
+    attempts: int
+    message_id: str
+    verification_nonce: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    recipient: str
+    message_id: str
+    content: RenderedEmail

@@ -1,0 +1,68 @@
+"""The errors that use cases raise; the API maps each to a GraphQL union member."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DomainError(Exception):
+    """The request could not be carried out."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__ or "")
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    field: str
+    message: str
+
+
+class InvalidInput(DomainError):
+    """The input is not valid."""
+
+    def __init__(self, fields: list[FieldProblem], message: str | None = None) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
+class InvalidAddress(DomainError):
+    """This is not a valid email address."""
+
+
+class InvalidToken(DomainError):
+    """This link is not valid: it was changed, already used, or replaced by a newer one."""
+
+
+class ExpiredToken(DomainError):
+    """This link has expired. Ask for a new one with resendVerificationEmail."""
+
+
+class RateLimited(DomainError):
+    """Too many requests: wait before trying again."""
+
+    def __init__(self, retry_after_seconds: int, message: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class DeliveryFailure(DomainError):
+    """The mail server did not accept the message."""
+
+    def __init__(self, *, transient: bool, code: int | None, reason: str) -> None:
+        super().__init__(f"{code or 'no code'}: {reason}")
+        self.transient = transient
+        self.code = code
+        self.reason = reason
+
+
+class EmailDeliveryError(DomainError):
+    """The email could not be delivered this time; the job will retry it."""
+
+    def __init__(self, failure: DeliveryFailure) -> None:
+        super().__init__(f"transient delivery failure: {failure.message}")
+        self.failure = failure

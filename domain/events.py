@@ -1,0 +1,49 @@
+"""What happened to an account, in the past tense.
+
+Handlers that must be atomic with the change (queueing an email) run inside
+the same transaction, before commit: see ``domain.handlers``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class UserRegistered:
+    user_id: uuid.UUID
+    registration_id: uuid.UUID
+    verification_nonce: int
+
+
+@dataclass(frozen=True)
+class RegistrationRepeated:
+    """Someone registered an address that already has an account.
+
+    The caller sees the same answer as for a new address; the owner gets an
+    email instead, so only the owner learns that the account exists.
+    """
+
+    user_id: uuid.UUID
+    registration_id: uuid.UUID
+    already_verified: bool
+    verification_nonce: int
+
+
+@dataclass(frozen=True)
+class VerificationEmailRequested:
+    user_id: uuid.UUID
+    registration_id: uuid.UUID
+    already_verified: bool
+    verification_nonce: int
+
+
+@dataclass(frozen=True)
+class EmailVerified:
+    user_id: uuid.UUID
+    at: datetime
+
+
+Event = UserRegistered | RegistrationRepeated | VerificationEmailRequested | EmailVerified

@@ -1,0 +1,1 @@
+"""Adapters for Herald's ports: PostgreSQL, procrastinate, SMTP, tokens, hashing."""

@@ -1,0 +1,106 @@
+"""The composition root: the one place that builds Herald's parts from settings.
+
+The API's lifespan, the worker and the tests all call ``build``; nothing here
+runs at import time, and nothing connects until a request needs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import procrastinate
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from domain import accounts, delivery
+from infra import addresses, db, jobs, mailer, passwords, rendering, tokens, unit_of_work
+from infra.settings import Settings
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: AsyncEngine
+    queue: procrastinate.App
+    accounts: accounts.Accounts
+    courier: delivery.Courier
+    retry: jobs.EmailBackoff
+    hasher: passwords.Argon2Hasher
+
+    async def database_ready(self) -> bool:
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    def register_tasks(self) -> None:
+        jobs.register_tasks(
+            self.queue, courier=self.courier, accounts_service=self.accounts, retry=self.retry
+        )
+
+    async def close(self) -> None:
+        self.hasher.close()
+        await self.engine.dispose()
+
+
+def build(settings: Settings) -> Container:
+    engine = db.create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    queue = jobs.create_app(settings.database_url)
+    clock = unit_of_work.SystemClock()
+    uow = unit_of_work.UnitOfWorkFactory(
+        async_sessionmaker(engine, expire_on_commit=False),
+        app=queue if settings.job_queue_enabled else None,
+        clock=clock,
+        mail_domain=settings.mail_domain,
+    )
+    signer = tokens.TokenSigner(settings.secret_keys)
+    hasher = passwords.Argon2Hasher(
+        time_cost=settings.password_hash_time_cost,
+        memory_kib=settings.password_hash_memory_kib,
+        threads=settings.password_hash_threads,
+    )
+    service = accounts.Accounts(
+        uow=uow,
+        hasher=hasher,
+        addresses=addresses.AddressValidator(),
+        tokens=signer,
+        clock=clock,
+        policy=accounts.Policy(
+            email_verification_max_age=settings.email_verification_max_age,
+            registration_token_max_age=settings.email_verification_max_age,
+            email_cooldown_seconds=settings.email_cooldown_seconds,
+        ),
+    )
+    courier = delivery.Courier(
+        uow=uow,
+        tokens=signer,
+        renderer=rendering.JinjaRenderer(),
+        mailer=mailer.SmtpMailer(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            security=settings.smtp_security,
+            mail_from=settings.mail_from,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            timeout=settings.smtp_timeout,
+        ),
+        clock=clock,
+        public_url=settings.public_url,
+        verification_max_age=settings.email_verification_max_age,
+    )
+    retry = jobs.EmailBackoff(
+        base_seconds=settings.email_retry_base_seconds,
+        max_seconds=settings.email_retry_max_seconds,
+        max_attempts=settings.email_max_attempts,
+    )
+    return Container(
+        settings=settings,
+        engine=engine,
+        queue=queue,
+        accounts=service,
+        courier=courier,
+        retry=retry,
+        hasher=hasher,
+    )

@@ -1,0 +1,73 @@
+"""Herald's tables and the database engine."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+metadata = sa.MetaData()
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", pg.UUID(as_uuid=True), primary_key=True),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("email_verified_at", sa.DateTime(timezone=True)),
+    sa.Column("verification_nonce", sa.Integer, nullable=False, server_default="1"),
+    sa.Index("users_email_lower_key", sa.func.lower(sa.text("email")), unique=True),
+)
+
+email_deliveries = sa.Table(
+    "email_deliveries",
+    metadata,
+    sa.Column("id", pg.UUID(as_uuid=True), primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column(
+        "user_id",
+        pg.UUID(as_uuid=True),
+        sa.ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("registration_id", pg.UUID(as_uuid=True)),
+    sa.Column("recipient", sa.Text, nullable=False),
+    sa.Column("verification_nonce", sa.Integer),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_smtp_code", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("message_id", sa.Text, nullable=False, unique=True),
+    sa.Column("job_id", sa.BigInteger),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint(
+        "status IN ('queued', 'sending', 'sent', 'failed')", name="email_deliveries_status"
+    ),
+    sa.Index("email_deliveries_user_kind", "user_id", "kind"),
+    sa.Index("email_deliveries_registration", "registration_id"),
+    sa.Index("email_deliveries_status_created", "status", "created_at"),
+)
+
+email_cooldowns = sa.Table(
+    "email_cooldowns",
+    metadata,
+    # SHA-256 of the cooldown key: the table never holds an address in clear.
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("until", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def sqlalchemy_url(database_url: str) -> str:
+    return "postgresql+psycopg://" + database_url.partition("://")[2]
+
+
+def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        sqlalchemy_url(database_url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+    )

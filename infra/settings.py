@@ -1,0 +1,184 @@
+"""Configuration, read once from the environment at start and validated.
+
+Every problem names the variable that causes it, and all problems are
+reported together so a misconfigured deployment is fixed in one pass.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from typing import Literal, TypeVar
+from urllib.parse import urlsplit
+
+T = TypeVar("T")
+SmtpSecurity = Literal["none", "starttls", "tls"]
+_DEFAULT_PORTS: dict[str, int] = {"none": 25, "starttls": 587, "tls": 465}
+
+
+class ConfigError(Exception):
+    """Herald's configuration is not valid."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("use true or false")
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive whole number")
+    return value
+
+
+def database_url(raw: str) -> str:
+    """A libpq URL (``postgresql://``), whatever SQLAlchemy-style scheme it came with."""
+    scheme, sep, rest = raw.strip().partition("://")
+    if not sep or scheme not in {"postgres", "postgresql", "postgresql+psycopg"}:
+        raise ValueError("must start with postgresql:// (for example postgresql://user@host/db)")
+    return f"postgresql://{rest}"
+
+
+def _public_url(raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError("must be an absolute http(s) URL such as https://accounts.example.com")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+    return raw.strip().rstrip("/")
+
+
+def _mail_from(raw: str) -> str:
+    _, address = parseaddr(raw)
+    if "@" not in address:
+        raise ValueError('must be an address such as "Herald <no-reply@example.com>"')
+    return raw.strip()
+
+
+def _secret_keys(raw: str) -> tuple[str, ...]:
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    if not keys:
+        raise ValueError("must hold at least one key")
+    if any(len(k) < 32 for k in keys):
+        raise ValueError("each key must be at least 32 characters (openssl rand -hex 32)")
+    return keys
+
+
+def _security(raw: str) -> SmtpSecurity:
+    value = raw.strip().lower()
+    if value == "none":
+        return "none"
+    if value == "starttls":
+        return "starttls"
+    if value == "tls":
+        return "tls"
+    raise ValueError("must be none, starttls or tls")
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def get(self, name: str, parse: Callable[[str], T], default: T | None = None) -> T:
+        raw = self.env.get(name, "")
+        if raw.strip() == "":
+            if default is None:
+                self.problems.append(f"{name} is required")
+            return default  # type: ignore[return-value]
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            self.problems.append(f"{name}={raw[:80]!r} is not valid: {exc}")
+            return default  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    smtp_host: str
+    smtp_port: int
+    smtp_security: SmtpSecurity
+    mail_from: str
+    secret_keys: tuple[str, ...]
+    public_url: str
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_timeout: int = 30
+    job_queue_enabled: bool = True
+    email_verification_max_age: int = 48 * 3600
+    email_cooldown_seconds: int = 60
+    email_retry_base_seconds: int = 30
+    email_retry_max_seconds: int = 3600
+    email_max_attempts: int = 8
+    worker_poll_seconds: float = 5.0
+    password_hash_time_cost: int = 3
+    password_hash_memory_kib: int = 65536
+    password_hash_threads: int = 2
+    db_pool_size: int = 10
+    graphiql_enabled: bool = False
+    debug: bool = False
+    max_request_bytes: int = 64 * 1024
+    graphql_max_depth: int = 10
+    graphql_max_tokens: int = 1000
+    graphql_max_aliases: int = 15
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        r = _Reader(os.environ if env is None else env)
+        security = r.get("SMTP_SECURITY", _security, "starttls")
+        username = r.env.get("SMTP_USERNAME") or None
+        password = r.env.get("SMTP_PASSWORD") or None
+        if (username is None) != (password is None):
+            r.problems.append("SMTP_USERNAME and SMTP_PASSWORD must be set together")
+        settings = cls(
+            database_url=r.get("DATABASE_URL", database_url),
+            smtp_host=r.get("SMTP_HOST", str.strip),
+            smtp_port=r.get("SMTP_PORT", _positive_int, _DEFAULT_PORTS[security or "starttls"]),
+            smtp_security=security,
+            smtp_username=username,
+            smtp_password=password,
+            smtp_timeout=r.get("SMTP_TIMEOUT", _positive_int, 30),
+            mail_from=r.get("MAIL_FROM", _mail_from),
+            secret_keys=r.get("SECRET_KEYS", _secret_keys),
+            public_url=r.get("PUBLIC_URL", _public_url),
+            job_queue_enabled=r.get("JOB_QUEUE_ENABLED", _bool, True),
+            email_verification_max_age=r.get("EMAIL_VERIFICATION_MAX_AGE", _positive_int, 172800),
+            email_cooldown_seconds=r.get("EMAIL_COOLDOWN_SECONDS", _positive_int, 60),
+            email_retry_base_seconds=r.get("EMAIL_RETRY_BASE_SECONDS", _positive_int, 30),
+            email_retry_max_seconds=r.get("EMAIL_RETRY_MAX_SECONDS", _positive_int, 3600),
+            email_max_attempts=r.get("EMAIL_MAX_ATTEMPTS", _positive_int, 8),
+            worker_poll_seconds=r.get("WORKER_POLL_SECONDS", float, 5.0),
+            password_hash_time_cost=r.get("PASSWORD_HASH_TIME_COST", _positive_int, 3),
+            password_hash_memory_kib=r.get("PASSWORD_HASH_MEMORY_KIB", _positive_int, 65536),
+            password_hash_threads=r.get(
+                "PASSWORD_HASH_THREADS", _positive_int, max(2, os.cpu_count() or 2)
+            ),
+            db_pool_size=r.get("DB_POOL_SIZE", _positive_int, 10),
+            graphiql_enabled=r.get("GRAPHIQL_ENABLED", _bool, False),
+            debug=r.get("DEBUG", _bool, False),
+            max_request_bytes=r.get("MAX_REQUEST_BYTES", _positive_int, 64 * 1024),
+            graphql_max_depth=r.get("GRAPHQL_MAX_DEPTH", _positive_int, 10),
+            graphql_max_tokens=r.get("GRAPHQL_MAX_TOKENS", _positive_int, 1000),
+            graphql_max_aliases=r.get("GRAPHQL_MAX_ALIASES", _positive_int, 15),
+            log_level=r.get("LOG_LEVEL", str.upper, "INFO"),
+        )
+        if r.problems:
+            raise ConfigError(r.problems)
+        return settings
+
+    @property
+    def mail_domain(self) -> str:
+        return parseaddr(self.mail_from)[1].rpartition("@")[2]
