@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,6 +58,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings()
     _logging(settings.log_level)
+    # uvicorn drains connections on SIGTERM, then re-raises the signal with the
+    # handler it found at start. Finding this one, it ends with status 0: a
+    # graceful stop is not a failure to the process supervisor.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.run(
         create_app(settings),
         host=args.host,

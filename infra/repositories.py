@@ -208,4 +208,5 @@ class SqlCooldowns:
         if (await self.session.execute(statement)).first() is not None:
             return None
         current = (await self.session.execute(sa.select(t.c.until).where(t.c.key == hashed))).scalar_one()
-        return max(1, math.ceil((current - now).total_seconds()))
+        # Clamped: a concurrent caller may have read its clock a moment earlier.
+        return min(seconds, max(1, math.ceil((current - now).total_seconds())))

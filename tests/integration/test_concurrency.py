@@ -1,0 +1,101 @@
+"""Races that only a real database can decide."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+
+from domain import accounts, delivery, errors
+from infra import bootstrap
+from tests import support
+
+
+def link_token(container: bootstrap.Container, database_url: str) -> str:
+    with psycopg.connect(database_url) as conn:
+        user_id, email, nonce = conn.execute(
+            "SELECT id, email, verification_nonce FROM users"
+        ).fetchone()  # type: ignore[misc]
+    return container.courier.tokens.sign(
+        accounts.VERIFY_EMAIL_PURPOSE, {"u": str(user_id), "e": email, "n": nonce}
+    )
+
+
+async def test_two_concurrent_verifications_with_one_token_succeed_exactly_once(
+    container: bootstrap.Container, database_url: str
+) -> None:
+    await accounts.register(accounts.Register("ann@example.com", "correct horse"), container.accounts)
+    token = link_token(container, database_url)
+    for _ in range(3):  # the race is decided by the database, every time
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("UPDATE users SET email_verified_at = NULL")
+        outcomes = await asyncio.gather(
+            *(accounts.verify_email(accounts.VerifyEmail(token), container.accounts) for _ in range(8)),
+            return_exceptions=True,
+        )
+        assert sum(1 for o in outcomes if not isinstance(o, BaseException)) == 1
+        assert all(isinstance(o, errors.InvalidToken) for o in outcomes if isinstance(o, BaseException))
+
+
+async def test_concurrent_registrations_of_one_address_make_one_account(
+    container: bootstrap.Container, database_url: str
+) -> None:
+    spellings = ["eve@example.com", "EVE@example.com", "Eve@Example.com", "eve@EXAMPLE.COM"] * 3
+    results = await asyncio.gather(
+        *(accounts.register(accounts.Register(e, "correct horse"), container.accounts) for e in spellings)
+    )
+    assert len(results) == len(spellings)
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (1,)
+        # One verification email, not twelve: the rest fall in the cooldown.
+        assert conn.execute("SELECT count(*) FROM email_deliveries").fetchone() == (1,)
+
+
+async def test_concurrent_resends_for_one_address_send_one_email(
+    container: bootstrap.Container, database_url: str
+) -> None:
+    await accounts.register(accounts.Register("fay@example.com", "correct horse"), container.accounts)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM email_cooldowns")
+    outcomes = await asyncio.gather(
+        *(
+            accounts.resend_verification_email(
+                accounts.ResendVerificationEmail("fay@example.com"), container.accounts
+            )
+            for _ in range(10)
+        ),
+        return_exceptions=True,
+    )
+    limited = [o for o in outcomes if isinstance(o, errors.RateLimited)]
+    assert len(limited) == 9 and all(0 < o.retry_after_seconds <= 60 for o in limited)
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM email_deliveries").fetchone() == (2,)
+
+
+async def test_the_cooldown_holds_across_processes(database_url: str) -> None:
+    # Two containers stand for two API processes: the limit lives in PostgreSQL.
+    first = bootstrap.build(support.settings(database_url))
+    second = bootstrap.build(support.settings(database_url))
+    try:
+        command = accounts.ResendVerificationEmail("gus@example.com")
+        await accounts.resend_verification_email(command, first.accounts)
+        try:
+            await accounts.resend_verification_email(command, second.accounts)
+        except errors.RateLimited:
+            pass
+        else:
+            raise AssertionError("the second process ignored the cooldown")
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_delivery_claimed_twice_is_sent_once(
+    container: bootstrap.Container, database_url: str
+) -> None:
+    await accounts.register(accounts.Register("hal@example.com", "correct horse"), container.accounts)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        [delivery_id] = conn.execute("SELECT id FROM email_deliveries").fetchone()  # type: ignore[misc]
+        conn.execute("UPDATE email_deliveries SET status = 'sent' WHERE id = %s", (delivery_id,))
+    outcome = await delivery.deliver(delivery_id, container.courier, last_attempt=False)
+    assert outcome is delivery.Outcome.SKIPPED

@@ -1,0 +1,276 @@
+"""In-memory fakes of the domain's ports, for unit tests of the use cases."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from domain import accounts, delivery, emails, errors, users
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.current = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        self.current += timedelta(seconds=seconds)
+
+
+class Store:
+    """What the fake database holds; survives across units of work like a real one."""
+
+    def __init__(self) -> None:
+        self.users: dict[uuid.UUID, users.User] = {}
+        self.deliveries: dict[uuid.UUID, dict[str, Any]] = {}
+        self.cooldowns: dict[str, datetime] = {}
+
+
+class FakeUsers:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def add(self, user: users.User) -> bool:
+        if any(u.email.lower() == user.email.lower() for u in self.store.users.values()):
+            return False
+        self.store.users[user.id] = user
+        return True
+
+    async def get_by_email(self, email: str) -> users.User | None:
+        return next((u for u in self.store.users.values() if u.email.lower() == email.lower()), None)
+
+    async def bump_verification_nonce(self, user_id: uuid.UUID) -> int:
+        user = self.store.users[user_id]
+        self.store.users[user_id] = dataclasses.replace(
+            user, verification_nonce=user.verification_nonce + 1
+        )
+        return user.verification_nonce + 1
+
+    async def mark_verified(
+        self, user_id: uuid.UUID, email: str, nonce: int, at: datetime
+    ) -> users.User | None:
+        user = self.store.users.get(user_id)
+        if (
+            user is None
+            or user.email.lower() != email.lower()
+            or user.verification_nonce != nonce
+            or user.email_verified
+        ):
+            return None
+        self.store.users[user_id] = dataclasses.replace(user, email_verified_at=at)
+        return self.store.users[user_id]
+
+    async def unverified_without_verification_email(
+        self, *, created_before: datetime, limit: int
+    ) -> list[users.User]:
+        emailed = {
+            d["user_id"]
+            for d in self.store.deliveries.values()
+            if d["kind"] is emails.EmailKind.VERIFY_EMAIL
+        }
+        return [
+            u
+            for u in self.store.users.values()
+            if not u.email_verified and u.created_at < created_before and u.id not in emailed
+        ][:limit]
+
+
+class FakeDeliveries:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def claim(self, delivery_id: uuid.UUID, now: datetime) -> emails.Delivery | None:
+        row = self.store.deliveries.get(delivery_id)
+        if row is None or row["status"] not in {emails.DeliveryStatus.QUEUED, emails.DeliveryStatus.SENDING}:
+            return None
+        row.update(status=emails.DeliveryStatus.SENDING, attempts=row["attempts"] + 1)
+        return emails.Delivery(
+            id=delivery_id,
+            kind=row["kind"],
+            user_id=row["user_id"],
+            recipient=self.store.users[row["user_id"]].email,
+            status=row["status"],
+            attempts=row["attempts"],
+            message_id=f"<{delivery_id}@test>",
+            verification_nonce=row["verification_nonce"],
+            created_at=now,
+        )
+
+    async def mark_sent(self, delivery_id: uuid.UUID, now: datetime) -> None:
+        self.store.deliveries[delivery_id].update(status=emails.DeliveryStatus.SENT)
+
+    async def mark_retrying(
+        self, delivery_id: uuid.UUID, now: datetime, code: int | None, reason: str
+    ) -> None:
+        self.store.deliveries[delivery_id].update(
+            status=emails.DeliveryStatus.QUEUED, code=code, reason=reason
+        )
+
+    async def mark_failed(
+        self, delivery_id: uuid.UUID, now: datetime, code: int | None, reason: str
+    ) -> None:
+        self.store.deliveries[delivery_id].update(
+            status=emails.DeliveryStatus.FAILED, code=code, reason=reason
+        )
+
+
+class FakeOutbox:
+    def __init__(self, store: Store, pending: list[emails.EmailRequest]) -> None:
+        self.store = store
+        self.pending = pending
+
+    async def enqueue(self, request: emails.EmailRequest) -> None:
+        self.pending.append(request)
+
+
+class FakeCooldowns:
+    def __init__(self, store: Store, pending: dict[str, datetime]) -> None:
+        self.store = store
+        self.pending = pending
+
+    async def acquire(self, key: str, *, seconds: int, now: datetime) -> int | None:
+        until = self.pending.get(key) or self.store.cooldowns.get(key)
+        if until is not None and until > now:
+            return int((until - now).total_seconds() + 0.999)
+        self.pending[key] = now + timedelta(seconds=seconds)
+        return None
+
+
+class FakeUnitOfWork:
+    """Writes to users and deliveries apply at once (like reads in the same
+    transaction); queued emails and cooldowns only land on commit."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._emails: list[emails.EmailRequest] = []
+        self._cooldowns: dict[str, datetime] = {}
+        self.users = FakeUsers(store)
+        self.deliveries = FakeDeliveries(store)
+        self.outbox = FakeOutbox(store, self._emails)
+        self.cooldowns = FakeCooldowns(store, self._cooldowns)
+        self.committed = False
+
+    async def commit(self) -> None:
+        for request in self._emails:
+            self.store.deliveries[uuid.uuid4()] = {
+                "kind": request.kind,
+                "user_id": request.user_id,
+                "registration_id": request.registration_id,
+                "verification_nonce": request.verification_nonce,
+                "status": emails.DeliveryStatus.QUEUED,
+                "attempts": 0,
+            }
+        self.store.cooldowns.update(self._cooldowns)
+        self._emails.clear()
+        self.committed = True
+
+    async def rollback(self) -> None:
+        self._emails.clear()
+        self._cooldowns.clear()
+
+
+class FakeHasher:
+    def __init__(self) -> None:
+        self.hashed: list[str] = []
+
+    async def hash(self, password: str) -> str:
+        self.hashed.append(password)
+        return f"hashed:{password[::-1]}"
+
+
+class FakeAddresses:
+    def normalize(self, address: str) -> str:
+        local, at, domain = address.strip().partition("@")
+        if not at or not local or "." not in domain:
+            raise errors.InvalidAddress("An email address must have an @-sign and a domain.")
+        return f"{local}@{domain.lower()}"
+
+
+class FakeSigner:
+    """Readable tokens: ``purpose|issued_at|json``. Age is checked against the clock."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+
+    def sign(self, purpose: str, payload: Mapping[str, Any]) -> str:
+        return f"{purpose}|{self.clock.now().timestamp()}|{json.dumps(dict(payload))}"
+
+    def unsign(self, purpose: str, token: str, *, max_age_seconds: int) -> dict[str, Any]:
+        try:
+            signed_purpose, issued, body = token.split("|", 2)
+            payload = json.loads(body)
+        except ValueError:
+            raise errors.InvalidToken() from None
+        if signed_purpose != purpose:
+            raise errors.InvalidToken()
+        if self.clock.now().timestamp() - float(issued) > max_age_seconds:
+            raise errors.ExpiredToken()
+        return dict(payload)
+
+
+class FakeRenderer:
+    def render(self, kind: emails.EmailKind, context: Mapping[str, Any]) -> emails.RenderedEmail:
+        return emails.RenderedEmail(subject=kind.value, text=json.dumps(dict(context)), html="")
+
+
+class FakeMailer:
+    def __init__(self) -> None:
+        self.sent: list[emails.OutgoingEmail] = []
+        self.failures: list[errors.DeliveryFailure] = []
+
+    async def send(self, email: emails.OutgoingEmail) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append(email)
+
+
+@dataclasses.dataclass
+class World:
+    store: Store
+    clock: FakeClock
+    hasher: FakeHasher
+    signer: FakeSigner
+    mailer: FakeMailer
+    accounts: accounts.Accounts
+    courier: delivery.Courier
+
+
+def world() -> World:
+    store = Store()
+    clock = FakeClock()
+
+    @asynccontextmanager
+    async def uow() -> AsyncIterator[FakeUnitOfWork]:
+        unit = FakeUnitOfWork(store)
+        try:
+            yield unit
+        finally:
+            await unit.rollback()
+
+    hasher = FakeHasher()
+    signer = FakeSigner(clock)
+    mailer = FakeMailer()
+    service = accounts.Accounts(
+        uow=uow,
+        hasher=hasher,
+        addresses=FakeAddresses(),
+        tokens=signer,
+        clock=clock,
+        policy=accounts.Policy(),
+    )
+    courier = delivery.Courier(
+        uow=uow,
+        tokens=signer,
+        renderer=FakeRenderer(),
+        mailer=mailer,
+        clock=clock,
+        public_url="https://herald.test",
+    )
+    return World(store, clock, hasher, signer, mailer, service, courier)
