@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -22,7 +23,7 @@ from infra.settings import Settings
 
 class HeraldGraphQL(GraphQL[Context, None]):
     async def get_context(
-        self, request: Request | WebSocket, response: Response | None
+        self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         container: bootstrap.Container = request.app.state.container
         return Context(request=request, response=response, accounts=container.accounts)

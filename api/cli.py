@@ -117,12 +117,18 @@ def parser() -> argparse.ArgumentParser:
     )
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    migrate = commands.add_parser("migrate", help="bring the database schema up to date (idempotent)")
+    migrate = commands.add_parser(
+        "migrate", help="bring the database schema up to date (idempotent)"
+    )
     migrate.set_defaults(run=cmd_migrate)
 
     serve = commands.add_parser("serve", help="run the GraphQL API with uvicorn")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default %(default)s)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=8000, help="port to listen on (default %(default)s)"
+    )
     serve.set_defaults(run=cmd_serve)
 
     work = commands.add_parser("worker", help="send queued emails (graceful stop on SIGTERM)")
@@ -135,15 +141,23 @@ def parser() -> argparse.ArgumentParser:
         "dev",
         help="run everything on this machine: embedded PostgreSQL, a mail catcher, API and worker",
     )
-    dev.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
-    dev.add_argument("--port", type=int, default=8000, help="port to listen on (default %(default)s)")
     dev.add_argument(
-        "--state-dir", default=".herald", help="where the embedded database lives (default %(default)s)"
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+    )
+    dev.add_argument(
+        "--port", type=int, default=8000, help="port to listen on (default %(default)s)"
+    )
+    dev.add_argument(
+        "--state-dir",
+        default=".herald",
+        help="where the embedded database lives (default %(default)s)",
     )
     dev.set_defaults(run=cmd_dev)
 
     export = commands.add_parser("export-schema", help="write the GraphQL SDL to schema.graphql")
-    export.add_argument("--output", default="schema.graphql", help="file to write (default %(default)s)")
+    export.add_argument(
+        "--output", default="schema.graphql", help="file to write (default %(default)s)"
+    )
     export.add_argument("--check", action="store_true", help="fail if the file is out of date")
     export.set_defaults(run=cmd_export_schema)
     return root

@@ -14,5 +14,5 @@ from domain import accounts
 @dataclass
 class Context:
     request: Request | WebSocket
-    response: Response | None
+    response: Response | WebSocket
     accounts: accounts.Accounts

@@ -39,13 +39,17 @@ def _dev_secret(state_dir: Path) -> str:
     return path.read_text().strip()
 
 
-async def _serve_all(settings: Settings, host: str, port: int, catcher: devmail.MailCatcher | None) -> None:
+async def _serve_all(
+    settings: Settings, host: str, port: int, catcher: devmail.MailCatcher | None
+) -> None:
     container = bootstrap.build(settings)
     app = create_app(
         settings, container=container, mailbox=(lambda: catcher.messages) if catcher else None
     )
     server = _Server(
-        uvicorn.Config(app, host=host, port=port, log_level="info", ws_max_size=settings.max_request_bytes)
+        uvicorn.Config(
+            app, host=host, port=port, log_level="info", ws_max_size=settings.max_request_bytes
+        )
     )
     loop = asyncio.get_running_loop()
 

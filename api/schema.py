@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import strawberry
@@ -21,13 +22,17 @@ from api.mutations import register, resend_verification_email, verify_email
 from domain import users
 
 
+def _password_policy() -> types.PasswordPolicy:
+    return types.PasswordPolicy(
+        min_length=users.PASSWORD_MIN_LENGTH, max_length=users.PASSWORD_MAX_LENGTH
+    )
+
+
 @strawberry.type
 class Query:
-    @strawberry.field(description="The rules a new password must follow.")
-    def password_policy(self) -> types.PasswordPolicy:
-        return types.PasswordPolicy(
-            min_length=users.PASSWORD_MIN_LENGTH, max_length=users.PASSWORD_MAX_LENGTH
-        )
+    password_policy: types.PasswordPolicy = strawberry.field(
+        resolver=_password_policy, description="The rules a new password must follow."
+    )
 
 
 @strawberry.type
@@ -62,16 +67,18 @@ def _unexpected(error: GraphQLError) -> bool:
 
 
 def create_schema(limits: Limits = Limits(), *, mask_errors: bool = True) -> strawberry.Schema:
-    extensions: list[SchemaExtension | type[SchemaExtension]] = [
-        ParserCache(maxsize=256),
-        ValidationCache(maxsize=256),
-        QueryDepthLimiter(max_depth=limits.max_depth),
-        MaxTokensLimiter(max_token_count=limits.max_tokens),
-        MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+    # Factories, as strawberry asks: a fresh extension per request. The parser
+    # and validation caches still share one LRU cache per size across requests.
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+        lambda: QueryDepthLimiter(max_depth=limits.max_depth),
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
     ]
     if mask_errors:
         extensions.append(
-            MaskErrors(
+            lambda: MaskErrors(
                 should_mask_error=_unexpected,
                 error_message="Internal server error; the request was not completed.",
             )

@@ -15,7 +15,9 @@ class User:
 
     @classmethod
     def from_domain(cls, user: users.User) -> User:
-        return cls(id=strawberry.ID(str(user.id)), email=user.email, email_verified=user.email_verified)
+        return cls(
+            id=strawberry.ID(str(user.id)), email=user.email, email_verified=user.email_verified
+        )
 
 
 @strawberry.type(description="One input field and what is wrong with it.")

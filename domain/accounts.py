@@ -100,7 +100,9 @@ async def register(command: Register, accounts: Accounts) -> RegistrationStarted
         if await uow.users.add(user):
             # A new account always gets its email; the cooldown only starts here.
             await uow.cooldowns.acquire(_cooldown_key(email), seconds=cooldown, now=now)
-            happened.append(events.UserRegistered(user.id, registration_id, user.verification_nonce))
+            happened.append(
+                events.UserRegistered(user.id, registration_id, user.verification_nonce)
+            )
         else:
             existing = await uow.users.get_by_email(email)
             free = await uow.cooldowns.acquire(_cooldown_key(email), seconds=cooldown, now=now)

@@ -104,7 +104,9 @@ class TokenSigner(Protocol):
 
 
 class EmailRenderer(Protocol):
-    def render(self, kind: emails.EmailKind, context: Mapping[str, Any]) -> emails.RenderedEmail: ...
+    def render(
+        self, kind: emails.EmailKind, context: Mapping[str, Any]
+    ) -> emails.RenderedEmail: ...
 
 
 class Mailer(Protocol):

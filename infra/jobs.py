@@ -10,7 +10,7 @@ import logging
 import random
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import procrastinate
 from procrastinate import JobContext, RetryDecision
@@ -54,7 +54,7 @@ class EmailBackoff(BaseRetryStrategy):
         self.jitter = jitter
 
     def delay(self, previous_attempts: int) -> float:
-        ceiling = min(self.max_seconds, self.base_seconds * 2**previous_attempts)
+        ceiling = min(self.max_seconds, self.base_seconds * 2.0**previous_attempts)
         # Half fixed, half random: spreads a burst of retries without ever
         # retrying sooner than half the nominal delay.
         return ceiling / 2 + self.jitter() * ceiling / 2
@@ -64,7 +64,9 @@ class EmailBackoff(BaseRetryStrategy):
             return None
         if job.attempts + 1 >= self.max_attempts:
             return None
-        return RetryDecision(retry_in={"seconds": self.delay(job.attempts)})
+        return RetryDecision(
+            retry_at=datetime.now(UTC) + timedelta(seconds=self.delay(job.attempts))
+        )
 
 
 def register_tasks(

@@ -25,9 +25,13 @@ def classify(exc: Exception) -> errors.DeliveryFailure:
         codes = [r.code for r in exc.recipients]
         reason = "; ".join(r.message for r in exc.recipients) or "recipient refused"
         transient = bool(codes) and all(400 <= c < 500 for c in codes)
-        return errors.DeliveryFailure(transient=transient, code=codes[0] if codes else None, reason=reason)
+        return errors.DeliveryFailure(
+            transient=transient, code=codes[0] if codes else None, reason=reason
+        )
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
-        return errors.DeliveryFailure(transient=False, code=exc.code, reason=f"authentication: {exc.message}")
+        return errors.DeliveryFailure(
+            transient=False, code=exc.code, reason=f"authentication: {exc.message}"
+        )
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return _reply(exc)
     if isinstance(exc, aiosmtplib.SMTPNotSupported):

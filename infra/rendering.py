@@ -25,8 +25,12 @@ class JinjaRenderer:
         self._html = jinja2.Environment(
             loader=loader, autoescape=True, undefined=jinja2.StrictUndefined
         )
+        # Subjects and plain-text bodies are not HTML: escaping would corrupt them.
         self._text = jinja2.Environment(
-            loader=loader, autoescape=False, undefined=jinja2.StrictUndefined, keep_trailing_newline=True
+            loader=loader,
+            autoescape=False,  # noqa: S701
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
         )
 
     def render(self, kind: emails.EmailKind, context: Mapping[str, Any]) -> emails.RenderedEmail:

@@ -25,7 +25,7 @@ _USER_COLUMNS = (
 )
 
 
-def _user(row: sa.Row[Any]) -> users.User:
+def _user(row: Any) -> users.User:
     return users.User(
         id=row.id,
         email=row.email,
@@ -162,9 +162,7 @@ class SqlDeliveryRepository:
         await self.session.execute(sa.update(t).where(t.c.id == delivery_id).values(**values))
 
     async def mark_sent(self, delivery_id: uuid.UUID, now: datetime) -> None:
-        await self._set(
-            delivery_id, status=emails.DeliveryStatus.SENT, sent_at=now, updated_at=now
-        )
+        await self._set(delivery_id, status=emails.DeliveryStatus.SENT, sent_at=now, updated_at=now)
 
     async def mark_retrying(
         self, delivery_id: uuid.UUID, now: datetime, code: int | None, reason: str
@@ -207,6 +205,8 @@ class SqlCooldowns:
         )
         if (await self.session.execute(statement)).first() is not None:
             return None
-        current = (await self.session.execute(sa.select(t.c.until).where(t.c.key == hashed))).scalar_one()
+        current: datetime = (
+            await self.session.execute(sa.select(t.c.until).where(t.c.key == hashed))
+        ).scalar_one()
         # Clamped: a concurrent caller may have read its clock a moment earlier.
         return min(seconds, max(1, math.ceil((current - now).total_seconds())))

@@ -138,7 +138,8 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         r = _Reader(os.environ if env is None else env)
-        security = r.get("SMTP_SECURITY", _security, "starttls")
+        default_security: SmtpSecurity = "starttls"
+        security: SmtpSecurity = r.get("SMTP_SECURITY", _security, default_security)
         username = r.env.get("SMTP_USERNAME") or None
         password = r.env.get("SMTP_PASSWORD") or None
         if (username is None) != (password is None):

@@ -68,7 +68,9 @@ class Herald:
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         response = httpx.post(
-            f"{self.base_url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30
+            f"{self.base_url}/graphql",
+            json={"query": query, "variables": variables or {}},
+            timeout=30,
         )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
@@ -103,7 +105,9 @@ def _stop(name: str, process: subprocess.Popen[bytes], log: Path) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-            raise AssertionError(f"herald {name} ignored SIGTERM:\n{log.read_text()[-3000:]}") from None
+            raise AssertionError(
+                f"herald {name} ignored SIGTERM:\n{log.read_text()[-3000:]}"
+            ) from None
 
 
 StartHerald = Callable[..., Herald]
@@ -129,7 +133,10 @@ def start_herald(database_url: str, sink: ScriptedSink, tmp_path: Path) -> Itera
         serve_log = herald.log_files["serve"] = tmp_path / f"serve-{port}.log"
         with serve_log.open("wb") as out:
             herald.processes["serve"] = subprocess.Popen(
-                [HERALD, "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
+                [HERALD, "serve", "--port", str(port)],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         started.append(herald)
         _wait_healthy(base_url, herald.processes["serve"], serve_log)

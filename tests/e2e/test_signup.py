@@ -40,7 +40,9 @@ mutation Resend($email: String!) {
 
 
 def link_in(text: str, base_url: str) -> str:
-    [link] = [line for line in text.splitlines() if line.startswith(f"{base_url}/verify-email?token=")]
+    [link] = [
+        line for line in text.splitlines() if line.startswith(f"{base_url}/verify-email?token=")
+    ]
     return link
 
 
@@ -52,7 +54,7 @@ def delivery_row(herald: Herald, email: str) -> tuple[str, int, int | None, str 
             " WHERE recipient = %s ORDER BY created_at DESC",
             email,
         )
-        if rows and rows[0][0] in {"sent", "failed"} or time.monotonic() > deadline:
+        if (rows and rows[0][0] in {"sent", "failed"}) or time.monotonic() > deadline:
             return rows[0]
         time.sleep(0.05)
 
@@ -117,7 +119,9 @@ def test_resend_sends_a_new_link_that_replaces_the_old_one(
     assert resent["__typename"] == "ResendVerificationEmailSuccess"
     new = link_in(sink.wait_for(2)[1].text, herald.base_url).split("token=", 1)[1]
     assert herald.graphql(VERIFY, {"token": old})["verifyEmail"]["__typename"] == "InvalidToken"
-    assert herald.graphql(VERIFY, {"token": new})["verifyEmail"]["__typename"] == "VerifyEmailSuccess"
+    assert (
+        herald.graphql(VERIFY, {"token": new})["verifyEmail"]["__typename"] == "VerifyEmailSuccess"
+    )
 
 
 def test_a_greylisting_server_gets_the_email_after_a_retry(

@@ -24,17 +24,24 @@ def link_token(container: bootstrap.Container, database_url: str) -> str:
 async def test_two_concurrent_verifications_with_one_token_succeed_exactly_once(
     container: bootstrap.Container, database_url: str
 ) -> None:
-    await accounts.register(accounts.Register("ann@example.com", "correct horse"), container.accounts)
+    await accounts.register(
+        accounts.Register("ann@example.com", "correct horse"), container.accounts
+    )
     token = link_token(container, database_url)
     for _ in range(3):  # the race is decided by the database, every time
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute("UPDATE users SET email_verified_at = NULL")
         outcomes = await asyncio.gather(
-            *(accounts.verify_email(accounts.VerifyEmail(token), container.accounts) for _ in range(8)),
+            *(
+                accounts.verify_email(accounts.VerifyEmail(token), container.accounts)
+                for _ in range(8)
+            ),
             return_exceptions=True,
         )
         assert sum(1 for o in outcomes if not isinstance(o, BaseException)) == 1
-        assert all(isinstance(o, errors.InvalidToken) for o in outcomes if isinstance(o, BaseException))
+        assert all(
+            isinstance(o, errors.InvalidToken) for o in outcomes if isinstance(o, BaseException)
+        )
 
 
 async def test_concurrent_registrations_of_one_address_make_one_account(
@@ -42,7 +49,10 @@ async def test_concurrent_registrations_of_one_address_make_one_account(
 ) -> None:
     spellings = ["eve@example.com", "EVE@example.com", "Eve@Example.com", "eve@EXAMPLE.COM"] * 3
     results = await asyncio.gather(
-        *(accounts.register(accounts.Register(e, "correct horse"), container.accounts) for e in spellings)
+        *(
+            accounts.register(accounts.Register(e, "correct horse"), container.accounts)
+            for e in spellings
+        )
     )
     assert len(results) == len(spellings)
     with psycopg.connect(database_url) as conn:
@@ -54,7 +64,9 @@ async def test_concurrent_registrations_of_one_address_make_one_account(
 async def test_concurrent_resends_for_one_address_send_one_email(
     container: bootstrap.Container, database_url: str
 ) -> None:
-    await accounts.register(accounts.Register("fay@example.com", "correct horse"), container.accounts)
+    await accounts.register(
+        accounts.Register("fay@example.com", "correct horse"), container.accounts
+    )
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("DELETE FROM email_cooldowns")
     outcomes = await asyncio.gather(
@@ -93,7 +105,9 @@ async def test_the_cooldown_holds_across_processes(database_url: str) -> None:
 async def test_a_delivery_claimed_twice_is_sent_once(
     container: bootstrap.Container, database_url: str
 ) -> None:
-    await accounts.register(accounts.Register("hal@example.com", "correct horse"), container.accounts)
+    await accounts.register(
+        accounts.Register("hal@example.com", "correct horse"), container.accounts
+    )
     with psycopg.connect(database_url, autocommit=True) as conn:
         [delivery_id] = conn.execute("SELECT id FROM email_deliveries").fetchone()  # type: ignore[misc]
         conn.execute("UPDATE email_deliveries SET status = 'sent' WHERE id = %s", (delivery_id,))

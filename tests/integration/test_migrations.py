@@ -9,18 +9,16 @@ from alembic.migration import MigrationContext
 
 from infra import db, migrate
 
+TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1"
+
 
 def test_from_empty_then_again_is_a_no_op(empty_database_url: str) -> None:
     assert migrate.upgrade(empty_database_url) == "0001"
     with psycopg.connect(empty_database_url) as conn:
-        before = conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1"
-        ).fetchall()
+        before = conn.execute(TABLES).fetchall()
     assert migrate.upgrade(empty_database_url) == "0001"
     with psycopg.connect(empty_database_url) as conn:
-        after = conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1"
-        ).fetchall()
+        after = conn.execute(TABLES).fetchall()
     assert before == after
     names = {name for (name,) in after}
     assert {"users", "email_deliveries", "email_cooldowns", "procrastinate_jobs"} <= names
@@ -32,7 +30,11 @@ def test_the_migrated_schema_matches_the_code(database_url: str) -> None:
         with engine.connect() as connection:
             context = MigrationContext.configure(
                 connection,
-                opts={"include_name": lambda name, type_, parent: not (name or "").startswith("procrastinate")},
+                opts={
+                    "include_name": lambda name, type_, parent: (
+                        not (name or "").startswith("procrastinate")
+                    )
+                },
             )
             assert compare_metadata(context, db.metadata) == []
     finally:

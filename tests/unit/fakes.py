@@ -44,7 +44,9 @@ class FakeUsers:
         return True
 
     async def get_by_email(self, email: str) -> users.User | None:
-        return next((u for u in self.store.users.values() if u.email.lower() == email.lower()), None)
+        return next(
+            (u for u in self.store.users.values() if u.email.lower() == email.lower()), None
+        )
 
     async def bump_verification_nonce(self, user_id: uuid.UUID) -> int:
         user = self.store.users[user_id]
@@ -88,7 +90,10 @@ class FakeDeliveries:
 
     async def claim(self, delivery_id: uuid.UUID, now: datetime) -> emails.Delivery | None:
         row = self.store.deliveries.get(delivery_id)
-        if row is None or row["status"] not in {emails.DeliveryStatus.QUEUED, emails.DeliveryStatus.SENDING}:
+        if row is None or row["status"] not in {
+            emails.DeliveryStatus.QUEUED,
+            emails.DeliveryStatus.SENDING,
+        }:
             return None
         row.update(status=emails.DeliveryStatus.SENDING, attempts=row["attempts"] + 1)
         return emails.Delivery(

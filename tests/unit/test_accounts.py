@@ -20,7 +20,9 @@ def deliveries(w: World, kind: emails.EmailKind | None = None) -> list[dict[str,
     return [d for d in w.store.deliveries.values() if kind is None or d["kind"] is kind]
 
 
-async def register(w: World, email: str = "ann@example.com", password: str = "correct horse") -> accounts.RegistrationStarted:
+async def register(
+    w: World, email: str = "ann@example.com", password: str = "correct horse"
+) -> accounts.RegistrationStarted:
     return await accounts.register(accounts.Register(email=email, password=password), w.accounts)
 
 
@@ -70,7 +72,9 @@ async def test_password_limits_are_inclusive(w: World) -> None:
     assert len(w.store.users) == 2
 
 
-async def test_registering_a_known_unverified_address_answers_alike_and_sends_a_new_link(w: World) -> None:
+async def test_registering_a_known_unverified_address_answers_alike_and_sends_a_new_link(
+    w: World,
+) -> None:
     first = await register(w, "ann@example.com", "first password")
     w.clock.advance(61)
     second = await register(w, "ANN@example.com", "other password")
@@ -115,7 +119,9 @@ async def test_a_newer_link_replaces_the_older_one(w: World) -> None:
     await register(w)
     old = await emailed_link_token(w)
     w.clock.advance(61)
-    await accounts.resend_verification_email(accounts.ResendVerificationEmail("ann@example.com"), w.accounts)
+    await accounts.resend_verification_email(
+        accounts.ResendVerificationEmail("ann@example.com"), w.accounts
+    )
     new = await emailed_link_token(w)
     with pytest.raises(errors.InvalidToken):
         await accounts.verify_email(accounts.VerifyEmail(old), w.accounts)
@@ -159,17 +165,24 @@ async def test_resend_answers_alike_for_unknown_unverified_and_verified_addresse
     await register(w, "unverified@example.com")
     await register(w, "verified@example.com")
     verified = next(u for u in w.store.users.values() if u.email.startswith("verified"))
-    token = w.signer.sign(accounts.VERIFY_EMAIL_PURPOSE, {"u": str(verified.id), "e": verified.email, "n": 1})
+    token = w.signer.sign(
+        accounts.VERIFY_EMAIL_PURPOSE, {"u": str(verified.id), "e": verified.email, "n": 1}
+    )
     await accounts.verify_email(accounts.VerifyEmail(token), w.accounts)
     w.clock.advance(61)
     before = len(w.store.deliveries)
     results = [
-        await accounts.resend_verification_email(accounts.ResendVerificationEmail(address), w.accounts)
+        await accounts.resend_verification_email(
+            accounts.ResendVerificationEmail(address), w.accounts
+        )
         for address in ("nobody@example.com", "unverified@example.com", "verified@example.com")
     ]
     assert {type(r) for r in results} == {accounts.RegistrationStarted}
     new = list(w.store.deliveries.values())[before:]
-    assert sorted(d["kind"] for d in new) == [emails.EmailKind.ACCOUNT_EXISTS, emails.EmailKind.VERIFY_EMAIL]
+    assert sorted(d["kind"] for d in new) == [
+        emails.EmailKind.ACCOUNT_EXISTS,
+        emails.EmailKind.VERIFY_EMAIL,
+    ]
 
 
 async def test_resend_is_rate_limited_per_address_even_when_unknown(w: World) -> None:
@@ -185,7 +198,9 @@ async def test_resend_is_rate_limited_per_address_even_when_unknown(w: World) ->
 
 async def test_resend_rejects_an_invalid_address(w: World) -> None:
     with pytest.raises(errors.InvalidInput) as caught:
-        await accounts.resend_verification_email(accounts.ResendVerificationEmail("nope"), w.accounts)
+        await accounts.resend_verification_email(
+            accounts.ResendVerificationEmail("nope"), w.accounts
+        )
     assert [p.field for p in caught.value.fields] == ["email"]
 
 
@@ -207,5 +222,7 @@ async def test_sweep_queues_accounts_that_never_had_a_verification_email(w: Worl
 
 async def test_registration_token_identifies_the_registration(w: World) -> None:
     started = await register(w)
-    payload = w.signer.unsign(accounts.REGISTRATION_PURPOSE, started.registration_token, max_age_seconds=60)
+    payload = w.signer.unsign(
+        accounts.REGISTRATION_PURPOSE, started.registration_token, max_age_seconds=60
+    )
     assert uuid.UUID(payload["r"]) == started.registration_id

@@ -19,9 +19,13 @@ async def queued() -> tuple[World, uuid.UUID]:
     return w, delivery_id
 
 
-async def test_a_queued_email_is_sent_with_a_link_that_verifies(queued: tuple[World, uuid.UUID]) -> None:
+async def test_a_queued_email_is_sent_with_a_link_that_verifies(
+    queued: tuple[World, uuid.UUID],
+) -> None:
     w, delivery_id = queued
-    assert await delivery.deliver(delivery_id, w.courier, last_attempt=False) is delivery.Outcome.SENT
+    assert (
+        await delivery.deliver(delivery_id, w.courier, last_attempt=False) is delivery.Outcome.SENT
+    )
     [sent] = w.mailer.sent
     assert sent.recipient == "ann@example.com"
     link = json.loads(sent.content.text)["link"]
@@ -32,40 +36,66 @@ async def test_a_queued_email_is_sent_with_a_link_that_verifies(queued: tuple[Wo
 async def test_a_sent_email_is_never_sent_again(queued: tuple[World, uuid.UUID]) -> None:
     w, delivery_id = queued
     await delivery.deliver(delivery_id, w.courier, last_attempt=False)
-    assert await delivery.deliver(delivery_id, w.courier, last_attempt=False) is delivery.Outcome.SKIPPED
+    assert (
+        await delivery.deliver(delivery_id, w.courier, last_attempt=False)
+        is delivery.Outcome.SKIPPED
+    )
     assert len(w.mailer.sent) == 1
 
 
-async def test_a_transient_failure_is_recorded_and_raised_for_retry(queued: tuple[World, uuid.UUID]) -> None:
+async def test_a_transient_failure_is_recorded_and_raised_for_retry(
+    queued: tuple[World, uuid.UUID],
+) -> None:
     w, delivery_id = queued
     w.mailer.failures.append(errors.DeliveryFailure(transient=True, code=451, reason="greylisted"))
     with pytest.raises(errors.EmailDeliveryError):
         await delivery.deliver(delivery_id, w.courier, last_attempt=False)
     row = w.store.deliveries[delivery_id]
     assert (row["status"], row["code"], row["attempts"]) == (emails.DeliveryStatus.QUEUED, 451, 1)
-    assert await delivery.deliver(delivery_id, w.courier, last_attempt=False) is delivery.Outcome.SENT
+    assert (
+        await delivery.deliver(delivery_id, w.courier, last_attempt=False) is delivery.Outcome.SENT
+    )
     assert w.store.deliveries[delivery_id]["attempts"] == 2
 
 
 async def test_a_permanent_failure_is_not_retried(queued: tuple[World, uuid.UUID]) -> None:
     w, delivery_id = queued
-    w.mailer.failures.append(errors.DeliveryFailure(transient=False, code=550, reason="no such user"))
-    assert await delivery.deliver(delivery_id, w.courier, last_attempt=False) is delivery.Outcome.FAILED
+    w.mailer.failures.append(
+        errors.DeliveryFailure(transient=False, code=550, reason="no such user")
+    )
+    assert (
+        await delivery.deliver(delivery_id, w.courier, last_attempt=False)
+        is delivery.Outcome.FAILED
+    )
     row = w.store.deliveries[delivery_id]
-    assert (row["status"], row["code"], row["reason"]) == (emails.DeliveryStatus.FAILED, 550, "no such user")
-    assert await delivery.deliver(delivery_id, w.courier, last_attempt=False) is delivery.Outcome.SKIPPED
+    assert (row["status"], row["code"], row["reason"]) == (
+        emails.DeliveryStatus.FAILED,
+        550,
+        "no such user",
+    )
+    assert (
+        await delivery.deliver(delivery_id, w.courier, last_attempt=False)
+        is delivery.Outcome.SKIPPED
+    )
 
 
-async def test_a_transient_failure_on_the_last_attempt_fails_for_good(queued: tuple[World, uuid.UUID]) -> None:
+async def test_a_transient_failure_on_the_last_attempt_fails_for_good(
+    queued: tuple[World, uuid.UUID],
+) -> None:
     w, delivery_id = queued
     w.mailer.failures.append(errors.DeliveryFailure(transient=True, code=None, reason="timed out"))
-    assert await delivery.deliver(delivery_id, w.courier, last_attempt=True) is delivery.Outcome.FAILED
+    assert (
+        await delivery.deliver(delivery_id, w.courier, last_attempt=True) is delivery.Outcome.FAILED
+    )
     assert w.store.deliveries[delivery_id]["status"] is emails.DeliveryStatus.FAILED
 
 
 async def test_an_unknown_delivery_is_skipped() -> None:
     w = world()
-    assert await delivery.deliver(uuid.uuid4(), w.courier, last_attempt=False) is delivery.Outcome.SKIPPED
+    assert (
+        await delivery.deliver(uuid.uuid4(), w.courier, last_attempt=False)
+        is delivery.Outcome.SKIPPED
+    )
 
 
 def test_logs_see_only_the_domain_of_an_address() -> None:

@@ -25,12 +25,16 @@ from infra.mailer import build_message, classify
         (aiosmtplib.SMTPAuthenticationError(535, "bad credentials"), False, 535),
         (aiosmtplib.SMTPNotSupported("STARTTLS not offered"), False, None),
         (
-            aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(450, "busy", "a@b.c")]),
+            aiosmtplib.SMTPRecipientsRefused(
+                [aiosmtplib.SMTPRecipientRefused(450, "busy", "a@b.c")]
+            ),
             True,
             450,
         ),
         (
-            aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(550, "unknown", "a@b.c")]),
+            aiosmtplib.SMTPRecipientsRefused(
+                [aiosmtplib.SMTPRecipientRefused(550, "unknown", "a@b.c")]
+            ),
             False,
             550,
         ),

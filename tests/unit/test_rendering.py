@@ -14,7 +14,12 @@ LINK = "https://accounts.example.com/verify-email?token=abc.def-ghi_"
 def test_the_verification_email_has_the_link_on_a_line_of_its_own() -> None:
     rendered = JinjaRenderer().render(
         emails.EmailKind.VERIFY_EMAIL,
-        {"email": "ann@example.com", "link": LINK, "public_url": "https://x", "valid_for": "48 hours"},
+        {
+            "email": "ann@example.com",
+            "link": LINK,
+            "public_url": "https://x",
+            "valid_for": "48 hours",
+        },
     )
     assert rendered.subject == "Confirm your email address"
     assert LINK in rendered.text.splitlines()

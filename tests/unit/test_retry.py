@@ -10,10 +10,20 @@ from infra.jobs import EmailBackoff
 
 
 def job(attempts: int) -> Job:
-    return Job(id=1, queue="emails", task_name="t", lock=None, queueing_lock=None, task_kwargs={}, attempts=attempts)
+    return Job(
+        id=1,
+        queue="emails",
+        task_name="t",
+        lock=None,
+        queueing_lock=None,
+        task_kwargs={},
+        attempts=attempts,
+    )
 
 
-TRANSIENT = errors.EmailDeliveryError(errors.DeliveryFailure(transient=True, code=451, reason="later"))
+TRANSIENT = errors.EmailDeliveryError(
+    errors.DeliveryFailure(transient=True, code=451, reason="later")
+)
 
 
 def test_delays_double_up_to_the_cap() -> None:

@@ -29,7 +29,9 @@ def test_a_minimal_environment_gives_safe_defaults() -> None:
 def test_the_smtp_port_follows_the_security_mode() -> None:
     assert Settings.from_env({**VALID, "SMTP_SECURITY": "tls"}).smtp_port == 465
     assert Settings.from_env({**VALID, "SMTP_SECURITY": "none"}).smtp_port == 25
-    assert Settings.from_env({**VALID, "SMTP_SECURITY": "none", "SMTP_PORT": "2525"}).smtp_port == 2525
+    assert (
+        Settings.from_env({**VALID, "SMTP_SECURITY": "none", "SMTP_PORT": "2525"}).smtp_port == 2525
+    )
 
 
 def test_every_missing_variable_is_named_at_once() -> None:

@@ -37,7 +37,7 @@ def test_the_newest_key_signs_and_every_listed_key_verifies() -> None:
 def test_a_tampered_token_is_invalid() -> None:
     signer = TokenSigner([NEW])
     token = signer.sign("verify", {"u": "1"})
-    payload, rest = token.split(".", 1)
+    _payload, rest = token.split(".", 1)
     forged = TokenSigner(["x" * 32]).sign("verify", {"u": "2"}).split(".", 1)[0] + "." + rest
     for bad in (forged, token[:-2] + ("AA" if token[-2:] != "AA" else "BB"), "", "not.a.token"):
         with pytest.raises(errors.InvalidToken):

@@ -20,7 +20,9 @@ def upgrade() -> None:
     # procrastinate versions ship SQL migrations, applied by later revisions.
     # Straight to psycopg without parameters, so the '%' in its SQL is not
     # taken for a placeholder.
-    op.get_bind().connection.driver_connection.execute(SchemaManager.get_schema())
+    driver = op.get_bind().connection.driver_connection
+    assert driver is not None
+    driver.execute(SchemaManager.get_schema())
 
     op.create_table(
         "users",
