@@ -46,7 +46,8 @@ def test_dev_runs_the_whole_flow_on_one_machine_and_stops_cleanly(tmp_path: Path
         assert f"GraphiQL   {base}/graphql" in log.read_text()
         assert httpx.get(f"{base}/graphql", headers={"accept": "text/html"}).status_code == 200
 
-        query = {"query": REGISTER, "variables": {"email": "ann@example.com", "password": "pass word"}}
+        variables = {"email": "ann@example.com", "password": "pass word"}
+        query = {"query": REGISTER, "variables": variables}
         registered = httpx.post(f"{base}/graphql", json=query, timeout=30).json()
         assert registered["data"]["register"]["__typename"] == "RegisterSuccess"
 
