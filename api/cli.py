@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from api import logs
 from infra.settings import ConfigError, Settings, database_url
 
 DESCRIPTION = """\
@@ -19,13 +19,6 @@ Herald: a GraphQL accounts API with transactional email.
 Configuration comes from environment variables (see the README's table);
 `herald dev` needs none of them.
 """
-
-
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 def _settings() -> Settings:
@@ -57,12 +50,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from api.app import create_app
 
     settings = _settings()
-    _logging(settings.log_level)
     # uvicorn drains connections on SIGTERM, then re-raises the signal with the
     # handler it found at start. Finding this one, it ends with status 0: a
     # graceful stop is not a failure to the process supervisor.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=args.host,
         port=args.port,
@@ -70,6 +62,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level.lower(),
         proxy_headers=True,
     )
+    logs.configure(settings.log_level)
+    uvicorn.Server(config).run()
     return 0
 
 
@@ -77,7 +71,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from infra import bootstrap, worker
 
     settings = _settings()
-    _logging(settings.log_level)
+    logs.configure(settings.log_level)
 
     async def main() -> None:
         container = bootstrap.build(settings)

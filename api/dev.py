@@ -18,6 +18,7 @@ from pathlib import Path
 
 import uvicorn
 
+from api import logs
 from api.app import create_app
 from infra import bootstrap, devmail, embedded, migrate, worker
 from infra.settings import ConfigError, Settings
@@ -51,6 +52,7 @@ async def _serve_all(
             app, host=host, port=port, log_level="info", ws_max_size=settings.max_request_bytes
         )
     )
+    logs.configure(settings.log_level)
     loop = asyncio.get_running_loop()
 
     def stop() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -34,10 +35,15 @@ class Courier:
     verification_max_age: int = 48 * 3600
 
 
-def redact(address: str) -> str:
-    """An address fit for logs: the domain, without the person."""
-    _, _, domain = address.rpartition("@")
-    return f"***@{domain}"
+_ADDRESS = re.compile(r"[^\s<>\"'(),;:\[\]]+@([A-Za-z0-9.-]+)")
+
+
+def redact(text: str) -> str:
+    """Text fit for logs: every address in it keeps its domain, not its person.
+
+    SMTP replies often quote the recipient ("550 <ann@example.com>: unknown").
+    """
+    return _ADDRESS.sub(r"***@\1", text)
 
 
 def _duration(seconds: int) -> str:
@@ -92,7 +98,7 @@ async def deliver(delivery_id: uuid.UUID, courier: Courier, *, last_attempt: boo
             redact(delivery.recipient),
             "will be retried" if retry else "failed",
             delivery.attempts,
-            failure.message,
+            redact(failure.message),
         )
         if retry:
             raise errors.EmailDeliveryError(failure) from failure

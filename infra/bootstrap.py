@@ -7,6 +7,7 @@ runs at import time, and nothing connects until a request needs it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import procrastinate
 from sqlalchemy import text
@@ -37,7 +38,12 @@ class Container:
 
     def register_tasks(self) -> None:
         jobs.register_tasks(
-            self.queue, courier=self.courier, accounts_service=self.accounts, retry=self.retry
+            self.queue,
+            courier=self.courier,
+            accounts_service=self.accounts,
+            retry=self.retry,
+            sweep_cron=self.settings.email_sweep_cron,
+            sweep_min_age=timedelta(seconds=self.settings.email_sweep_min_age_seconds),
         )
 
     async def close(self) -> None:

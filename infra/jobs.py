@@ -75,18 +75,23 @@ def register_tasks(
     courier: delivery.Courier,
     accounts_service: accounts.Accounts,
     retry: EmailBackoff,
+    sweep_cron: str = "* * * * *",
+    sweep_min_age: timedelta = timedelta(minutes=2),
 ) -> None:
+    """Register Herald's tasks on ``app``: the email job and the sweep that
+    queues verification emails whose job was never queued."""
+
     @app.task(name=SEND_VERIFICATION_EMAIL, queue=QUEUE, pass_context=True, retry=retry)
     async def send_verification_email(context: JobContext, delivery_id: str) -> str:
         last_attempt = context.job.attempts + 1 >= retry.max_attempts
         outcome = await delivery.deliver(uuid.UUID(delivery_id), courier, last_attempt=last_attempt)
         return outcome.value
 
-    @app.periodic(cron="* * * * *", periodic_id=REQUEUE_MISSING)
+    @app.periodic(cron=sweep_cron, periodic_id=REQUEUE_MISSING)
     @app.task(name=REQUEUE_MISSING, queue=QUEUE, queueing_lock=REQUEUE_MISSING)
     async def requeue_missing_verification_emails(timestamp: int) -> int:
         queued = await accounts.requeue_missing_verification_emails(
-            accounts_service, older_than=timedelta(minutes=2)
+            accounts_service, older_than=sweep_min_age
         )
         if queued:
             log.warning("queued %d verification emails that had never been queued", queued)

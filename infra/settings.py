@@ -42,6 +42,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
 def database_url(raw: str) -> str:
     """A libpq URL (``postgresql://``), whatever SQLAlchemy-style scheme it came with."""
     scheme, sep, rest = raw.strip().partition("://")
@@ -73,6 +80,13 @@ def _secret_keys(raw: str) -> tuple[str, ...]:
     if any(len(k) < 32 for k in keys):
         raise ValueError("each key must be at least 32 characters (openssl rand -hex 32)")
     return keys
+
+
+def _cron(raw: str) -> str:
+    fields = raw.split()
+    if len(fields) not in (5, 6):
+        raise ValueError("must be a cron expression of 5 fields (or 6, the last for seconds)")
+    return " ".join(fields)
 
 
 def _security(raw: str) -> SmtpSecurity:
@@ -123,6 +137,8 @@ class Settings:
     email_retry_max_seconds: int = 3600
     email_max_attempts: int = 8
     worker_poll_seconds: float = 5.0
+    email_sweep_cron: str = "* * * * *"
+    email_sweep_min_age_seconds: int = 120
     password_hash_time_cost: int = 3
     password_hash_memory_kib: int = 65536
     password_hash_threads: int = 2
@@ -161,7 +177,9 @@ class Settings:
             email_retry_base_seconds=r.get("EMAIL_RETRY_BASE_SECONDS", _positive_int, 30),
             email_retry_max_seconds=r.get("EMAIL_RETRY_MAX_SECONDS", _positive_int, 3600),
             email_max_attempts=r.get("EMAIL_MAX_ATTEMPTS", _positive_int, 8),
-            worker_poll_seconds=r.get("WORKER_POLL_SECONDS", float, 5.0),
+            worker_poll_seconds=r.get("WORKER_POLL_SECONDS", _positive_float, 5.0),
+            email_sweep_cron=r.get("EMAIL_SWEEP_CRON", _cron, "* * * * *"),
+            email_sweep_min_age_seconds=r.get("EMAIL_SWEEP_MIN_AGE_SECONDS", _positive_int, 120),
             password_hash_time_cost=r.get("PASSWORD_HASH_TIME_COST", _positive_int, 3),
             password_hash_memory_kib=r.get("PASSWORD_HASH_MEMORY_KIB", _positive_int, 65536),
             password_hash_threads=r.get(

@@ -117,7 +117,9 @@ StartHerald = Callable[..., Herald]
 def start_herald(database_url: str, sink: ScriptedSink, tmp_path: Path) -> Iterator[StartHerald]:
     started: list[Herald] = []
 
-    def start(*, worker: bool = True, **overrides: Any) -> Herald:
+    def start(
+        *, worker: bool = True, worker_overrides: dict[str, Any] | None = None, **overrides: Any
+    ) -> Herald:
         port = devmail.free_port()
         base_url = f"http://127.0.0.1:{port}"
         env = {
@@ -142,10 +144,11 @@ def start_herald(database_url: str, sink: ScriptedSink, tmp_path: Path) -> Itera
         _wait_healthy(base_url, herald.processes["serve"], serve_log)
         if worker:
             worker_log = herald.log_files["worker"] = tmp_path / f"worker-{port}.log"
+            worker_env = {**env, **{k: str(v) for k, v in (worker_overrides or {}).items()}}
             with worker_log.open("wb") as out:
                 herald.processes["worker"] = subprocess.Popen(
                     [HERALD, "worker", "--concurrency", "2"],
-                    env=env,
+                    env=worker_env,
                     stdout=out,
                     stderr=subprocess.STDOUT,
                 )

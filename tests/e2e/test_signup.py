@@ -152,3 +152,36 @@ def test_a_permanent_refusal_is_not_retried(start_herald: StartHerald, sink: Scr
         "SELECT status FROM procrastinate_jobs WHERE task_name = 'send_verification_email'"
     ) == [("succeeded",)]
     assert "550" in herald.log("worker")
+
+
+def test_with_the_queue_disabled_the_worker_sweep_still_sends_the_email(
+    start_herald: StartHerald, sink: ScriptedSink
+) -> None:
+    herald = start_herald(
+        JOB_QUEUE_ENABLED="false",
+        worker_overrides={
+            "JOB_QUEUE_ENABLED": "true",
+            "EMAIL_SWEEP_CRON": "* * * * * *",
+            "EMAIL_SWEEP_MIN_AGE_SECONDS": "1",
+        },
+    )
+    result = herald.graphql(REGISTER, {"email": "fin@example.com", "password": "correct horse"})
+    assert result["register"]["__typename"] == "RegisterSuccess"
+    assert "queue disabled" in herald.log("serve")
+    [message] = sink.wait_for(1)
+    link = link_in(message.text, herald.base_url)
+    verified = herald.graphql(VERIFY, {"token": link.split("token=", 1)[1]})["verifyEmail"]
+    assert verified["__typename"] == "VerifyEmailSuccess"
+    assert delivery_row(herald, "fin@example.com")[:2] == ("sent", 1)
+
+
+def test_tokens_stay_out_of_the_access_log(start_herald: StartHerald, sink: ScriptedSink) -> None:
+    herald = start_herald(LOG_LEVEL="INFO")
+    herald.graphql(REGISTER, {"email": "gil@example.com", "password": "correct horse"})
+    link = link_in(sink.wait_for(1)[0].text, herald.base_url)
+    assert httpx.get(link, timeout=10).status_code == 200
+    token = link.split("token=", 1)[1]
+    log = herald.log("serve")
+    assert '"GET /verify-email HTTP/1.1" 200' in log
+    assert token not in log and token not in herald.log("worker")
+    assert "correct horse" not in log and "gil@example.com" not in herald.log("worker")

@@ -100,3 +100,7 @@ async def test_an_unknown_delivery_is_skipped() -> None:
 
 def test_logs_see_only_the_domain_of_an_address() -> None:
     assert delivery.redact("ann.smith@example.com") == "***@example.com"
+    assert (
+        delivery.redact("550 5.1.1 <ann+x@example.com>: unknown; cc bob@mail.example.org")
+        == "550 5.1.1 <***@example.com>: unknown; cc ***@mail.example.org"
+    )

@@ -54,6 +54,8 @@ def test_every_missing_variable_is_named_at_once() -> None:
         ("MAIL_FROM", "nobody", "address"),
         ("JOB_QUEUE_ENABLED", "maybe", "true or false"),
         ("EMAIL_VERIFICATION_MAX_AGE", "0", "positive"),
+        ("WORKER_POLL_SECONDS", "0", "positive"),
+        ("EMAIL_SWEEP_CRON", "every minute", "cron expression"),
     ],
 )
 def test_a_bad_value_names_its_variable(name: str, value: str, hint: str) -> None:
