@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -82,4 +83,17 @@ def create_app(
 
         routes.append(Route("/dev/mail", dev_mail, methods=["GET"]))
     middleware: list[Middleware] = [Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)]
+    if settings.cors_allowed_origins:
+        # Sign-up screens served from another origin; no cookies are used, so
+        # credentials stay off.
+        middleware.insert(
+            0,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_allowed_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["content-type", "authorization"],
+                max_age=600,
+            ),
+        )
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -79,11 +79,11 @@ async def deliver(delivery_id: uuid.UUID, courier: Courier, *, last_attempt: boo
     if delivery is None:
         return Outcome.SKIPPED
 
-    content = courier.renderer.render(delivery.kind, _context(courier, delivery))
-    message = emails.OutgoingEmail(
-        recipient=delivery.recipient, message_id=delivery.message_id, content=content
-    )
     try:
+        content = courier.renderer.render(delivery.kind, _context(courier, delivery))
+        message = emails.OutgoingEmail(
+            recipient=delivery.recipient, message_id=delivery.message_id, content=content
+        )
         await courier.mailer.send(message)
     except errors.DeliveryFailure as failure:
         retry = failure.transient and not last_attempt
@@ -103,6 +103,15 @@ async def deliver(delivery_id: uuid.UUID, courier: Courier, *, last_attempt: boo
         if retry:
             raise errors.EmailDeliveryError(failure) from failure
         return Outcome.FAILED
+    except Exception as exc:
+        # A bug (a broken template, say) is not the mail server's fault: record
+        # it so the delivery does not sit in "sending" forever, then let the
+        # job fail loudly with its traceback.
+        async with courier.uow() as uow:
+            reason = f"internal error: {type(exc).__name__}"
+            await uow.deliveries.mark_failed(delivery.id, courier.clock.now(), None, reason)
+            await uow.commit()
+        raise
 
     async with courier.uow() as uow:
         await uow.deliveries.mark_sent(delivery.id, courier.clock.now())

@@ -89,6 +89,22 @@ def _cron(raw: str) -> str:
     return " ".join(fields)
 
 
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return level
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path:
+            raise ValueError(f"{origin!r} is not an origin such as https://app.example.com")
+    return origins
+
+
 def _security(raw: str) -> SmtpSecurity:
     value = raw.strip().lower()
     if value == "none":
@@ -150,6 +166,7 @@ class Settings:
     graphql_max_tokens: int = 1000
     graphql_max_aliases: int = 15
     log_level: str = "INFO"
+    cors_allowed_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -192,7 +209,8 @@ class Settings:
             graphql_max_depth=r.get("GRAPHQL_MAX_DEPTH", _positive_int, 10),
             graphql_max_tokens=r.get("GRAPHQL_MAX_TOKENS", _positive_int, 1000),
             graphql_max_aliases=r.get("GRAPHQL_MAX_ALIASES", _positive_int, 15),
-            log_level=r.get("LOG_LEVEL", str.upper, "INFO"),
+            log_level=r.get("LOG_LEVEL", _log_level, "INFO"),
+            cors_allowed_origins=r.get("CORS_ALLOWED_ORIGINS", _origins, ()),
         )
         if r.problems:
             raise ConfigError(r.problems)

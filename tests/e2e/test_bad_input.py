@@ -134,3 +134,20 @@ def test_the_verify_page_runs_only_its_own_script(herald: Herald) -> None:
     assert page.headers["cache-control"] == "no-store"
     # The token is read by the script from the URL, never written into the page.
     assert "abc" not in page.text
+
+
+def test_only_listed_origins_may_call_from_a_browser(start_herald: StartHerald) -> None:
+    herald = start_herald(worker=False, CORS_ALLOWED_ORIGINS="https://app.example.com")
+    preflight = {
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type",
+    }
+    allowed = httpx.options(
+        f"{herald.base_url}/graphql", headers={"origin": "https://app.example.com", **preflight}
+    )
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
+    refused = httpx.options(
+        f"{herald.base_url}/graphql", headers={"origin": "https://evil.example.net", **preflight}
+    )
+    assert "access-control-allow-origin" not in refused.headers

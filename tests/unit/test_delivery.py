@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 
@@ -88,6 +89,26 @@ async def test_a_transient_failure_on_the_last_attempt_fails_for_good(
         await delivery.deliver(delivery_id, w.courier, last_attempt=True) is delivery.Outcome.FAILED
     )
     assert w.store.deliveries[delivery_id]["status"] is emails.DeliveryStatus.FAILED
+
+
+async def test_a_bug_marks_the_delivery_failed_and_is_raised(
+    queued: tuple[World, uuid.UUID],
+) -> None:
+    w, delivery_id = queued
+
+    class BrokenRenderer:
+        def render(self, kind: emails.EmailKind, context: object) -> emails.RenderedEmail:
+            raise KeyError("link")
+
+    broken = dataclasses.replace(w.courier, renderer=BrokenRenderer())
+    with pytest.raises(KeyError):
+        await delivery.deliver(delivery_id, broken, last_attempt=False)
+    row = w.store.deliveries[delivery_id]
+    assert (row["status"], row["reason"]) == (
+        emails.DeliveryStatus.FAILED,
+        "internal error: KeyError",
+    )
+    assert w.mailer.sent == []
 
 
 async def test_an_unknown_delivery_is_skipped() -> None:
