@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -27,7 +28,9 @@ class HeraldGraphQL(GraphQL[Context, None]):
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         container: bootstrap.Container = request.app.state.container
-        return Context(request=request, response=response, accounts=container.accounts)
+        return Context(
+            request=request, response=response, accounts=container.accounts, feed=container.hub
+        )
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -57,17 +60,25 @@ def create_app(
         schema,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
         allow_queries_via_get=False,
+        keep_alive=True,
+        keep_alive_interval=settings.ws_keepalive_seconds,
+        connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout),
+        max_subscriptions_per_connection=settings.ws_max_subscriptions,
+        allowed_origins=settings.allowed_origins,
     )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         owned = container is None
-        app.state.container = bootstrap.build(settings) if container is None else container
+        built = bootstrap.build(settings) if container is None else container
+        app.state.container = built
+        built.hub.start()
         try:
             yield
         finally:
+            await built.hub.close()
             if owned:
-                await app.state.container.close()
+                await built.close()
 
     routes: list[BaseRoute] = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -83,14 +94,14 @@ def create_app(
 
         routes.append(Route("/dev/mail", dev_mail, methods=["GET"]))
     middleware: list[Middleware] = [Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)]
-    if settings.cors_allowed_origins:
+    if settings.allowed_origins:
         # Sign-up screens served from another origin; no cookies are used, so
         # credentials stay off.
         middleware.insert(
             0,
             Middleware(
                 CORSMiddleware,
-                allow_origins=list(settings.cors_allowed_origins),
+                allow_origins=list(settings.allowed_origins),
                 allow_methods=["GET", "POST"],
                 allow_headers=["content-type", "authorization"],
                 max_age=600,

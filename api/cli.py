@@ -59,6 +59,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         ws_max_size=settings.max_request_bytes,
+        ws_ping_interval=settings.ws_keepalive_seconds,
+        ws_ping_timeout=settings.ws_keepalive_seconds * 2,
         log_level=settings.log_level.lower(),
         proxy_headers=True,
     )

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from domain import accounts
+from domain import accounts, ports
 
 
 @dataclass
@@ -16,3 +16,4 @@ class Context:
     request: Request | WebSocket
     response: Response | WebSocket
     accounts: accounts.Accounts
+    feed: ports.RegistrationFeed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
 import strawberry
@@ -17,7 +17,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
-from api import types
+from api import subscriptions, types
 from api.mutations import register, resend_verification_email, verify_email
 from domain import users
 
@@ -48,6 +48,19 @@ class Mutation:
     resend_verification_email = strawberry.mutation(
         resolver=resend_verification_email.resend_verification_email,
         description="Send a new verification link (at most one per address a minute).",
+    )
+
+
+@strawberry.type
+class Subscription:
+    registration_events: AsyncGenerator[subscriptions.RegistrationEvent, None] = (
+        strawberry.subscription(
+            resolver=subscriptions.registration_events,
+            description=(
+                "Each step of one registration: those so far, then live, "
+                "ending after EmailVerified."
+            ),
+        )
     )
 
 
@@ -83,4 +96,6 @@ def create_schema(limits: Limits = Limits(), *, mask_errors: bool = True) -> str
                 error_message="Internal server error; the request was not completed.",
             )
         )
-    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
+    return strawberry.Schema(
+        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+    )

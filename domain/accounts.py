@@ -7,10 +7,10 @@ a fresh unit of work, and returns a result or raises a ``DomainError``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from datetime import timedelta
 
-from domain import errors, events, handlers, ports, users
+from domain import errors, events, handlers, ports, progress, users
 
 # Token purposes: one salt each, so a token minted for one purpose never
 # passes for another.
@@ -51,6 +51,11 @@ class ResendVerificationEmail:
 @dataclass(frozen=True)
 class VerifyEmail:
     token: str
+
+
+@dataclass(frozen=True)
+class WatchRegistration:
+    registration_token: str
 
 
 @dataclass(frozen=True)
@@ -105,21 +110,30 @@ async def register(command: Register, accounts: Accounts) -> RegistrationStarted
             )
         else:
             existing = await uow.users.get_by_email(email)
-            free = await uow.cooldowns.acquire(_cooldown_key(email), seconds=cooldown, now=now)
-            if existing is not None and free is None:
-                happened.append(await _repeat(uow, existing, registration_id))
-        await handlers.publish(uow, happened)
+            wait = await uow.cooldowns.acquire(_cooldown_key(email), seconds=cooldown, now=now)
+            happened.append(
+                await _repeat(uow, existing, registration_id, suppressed=wait is not None)
+            )
+        await handlers.publish(uow, happened, now)
         await uow.commit()
     return _started(accounts, registration_id)
 
 
 async def _repeat(
-    uow: ports.UnitOfWork, user: users.User, registration_id: uuid.UUID
-) -> events.RegistrationRepeated:
+    uow: ports.UnitOfWork,
+    user: users.User | None,
+    registration_id: uuid.UUID,
+    *,
+    suppressed: bool,
+) -> events.Event:
+    if user is None:  # deleted since the insert found its address taken
+        return events.VerificationEmailRequested(None, registration_id, False, None, True)
     nonce = user.verification_nonce
-    if not user.email_verified:
+    if not user.email_verified and not suppressed:
         nonce = await uow.users.bump_verification_nonce(user.id)
-    return events.RegistrationRepeated(user.id, registration_id, user.email_verified, nonce)
+    return events.RegistrationRepeated(
+        user.id, registration_id, user.email_verified, nonce, suppressed
+    )
 
 
 async def resend_verification_email(
@@ -144,16 +158,43 @@ async def resend_verification_email(
                 wait, f"An email was sent to this address recently; try again in {wait} s."
             )
         user = await uow.users.get_by_email(email)
-        if user is not None:
+        if user is None:
+            # Nothing to send, but the same steps to watch as for a known address.
+            requested = events.VerificationEmailRequested(None, registration_id, False, None, True)
+        else:
             nonce = user.verification_nonce
             if not user.email_verified:
                 nonce = await uow.users.bump_verification_nonce(user.id)
             requested = events.VerificationEmailRequested(
                 user.id, registration_id, user.email_verified, nonce
             )
-            await handlers.publish(uow, [requested])
+        await handlers.publish(uow, [requested], now)
         await uow.commit()
     return _started(accounts, registration_id)
+
+
+async def watch_registration(
+    command: WatchRegistration, accounts: Accounts, feed: ports.RegistrationFeed
+) -> AsyncGenerator[progress.RegistrationStep, None]:
+    """The steps of one registration, replayed then live, ending after verification.
+
+    The registration token is the only key: it authorizes watching the one
+    registration it was issued for. Raises ``InvalidToken`` or ``ExpiredToken``
+    before yielding anything.
+    """
+    payload = accounts.tokens.unsign(
+        REGISTRATION_PURPOSE,
+        command.registration_token,
+        max_age_seconds=accounts.policy.registration_token_max_age,
+    )
+    try:
+        registration_id = uuid.UUID(str(payload["r"]))
+    except (KeyError, ValueError):
+        raise errors.InvalidToken() from None
+    async for step in feed.follow(registration_id):
+        yield step
+        if step.final:
+            return
 
 
 async def verify_email(command: VerifyEmail, accounts: Accounts) -> users.User:
@@ -174,29 +215,6 @@ async def verify_email(command: VerifyEmail, accounts: Accounts) -> users.User:
         user = await uow.users.mark_verified(user_id, email, nonce, now)
         if user is None:
             raise errors.InvalidToken()
-        await handlers.publish(uow, [events.EmailVerified(user.id, now)])
+        await handlers.publish(uow, [events.EmailVerified(user.id, now)], now)
         await uow.commit()
     return user
-
-
-async def requeue_missing_verification_emails(
-    accounts: Accounts, *, older_than: timedelta = timedelta(minutes=2), limit: int = 500
-) -> int:
-    """Queue a verification email for accounts that never had one queued.
-
-    Registration succeeds even when its job could not be queued (queue disabled
-    or the defer failed); this sweep, run periodically by the worker, is what
-    makes sure such an account still gets its email. Returns how many it queued.
-    """
-    now = accounts.clock.now()
-    async with accounts.uow() as uow:
-        missing = await uow.users.unverified_without_verification_email(
-            created_before=now - older_than, limit=limit
-        )
-        happened: list[events.Event] = []
-        for user in missing:
-            nonce = await uow.users.bump_verification_nonce(user.id)
-            happened.append(events.VerificationEmailRequested(user.id, uuid.uuid4(), False, nonce))
-        await handlers.publish(uow, happened)
-        await uow.commit()
-    return len(missing)

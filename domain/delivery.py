@@ -2,26 +2,54 @@
 
 The job carries only the delivery id; everything else, the link's token
 included, is loaded or minted here, so job arguments never hold a secret.
+Each outcome is recorded on the delivery and as a step of its registration,
+in one transaction.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import random
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from domain import accounts, emails, errors, ports
+from domain import accounts, emails, errors, ports, progress
 
 log = logging.getLogger(__name__)
 
 
 class Outcome(enum.StrEnum):
     SENT = "sent"
+    SUPPRESSED = "suppressed"
     SKIPPED = "skipped"  # already sent, failed for good, or unknown
     FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """When to try a transient failure again: doubling delays, capped, jittered."""
+
+    base_seconds: float = 30
+    max_seconds: float = 3600
+    max_attempts: int = 8
+    jitter: Callable[[], float] = field(default=random.random, compare=False)
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after the failed ``attempt`` (1 for the first)."""
+        ceiling = min(self.max_seconds, self.base_seconds * 2.0 ** (attempt - 1))
+        # Half fixed, half random: spreads a burst of retries without ever
+        # retrying sooner than half the nominal delay.
+        return ceiling / 2 + self.jitter() * ceiling / 2
+
+    def retry_at(self, attempt: int, now: datetime) -> datetime | None:
+        if attempt >= self.max_attempts:
+            return None
+        return now + timedelta(seconds=self.delay(attempt))
 
 
 @dataclass(frozen=True)
@@ -33,6 +61,10 @@ class Courier:
     clock: ports.Clock
     public_url: str
     verification_max_age: int = 48 * 3600
+    backoff: Backoff = Backoff()
+    # How long one attempt may hold a delivery: past it, the attempt's worker
+    # is taken for dead and the delivery may be claimed again.
+    lease_seconds: float = 120
 
 
 _ADDRESS = re.compile(r"[^\s<>\"'(),;:\[\]]+@([A-Za-z0-9.-]+)")
@@ -66,18 +98,39 @@ def _context(courier: Courier, delivery: emails.Delivery) -> dict[str, Any]:
     return context
 
 
-async def deliver(delivery_id: uuid.UUID, courier: Courier, *, last_attempt: bool) -> Outcome:
+async def _step(
+    uow: ports.UnitOfWork,
+    delivery: emails.Delivery,
+    step: progress.Step,
+    now: datetime,
+    **details: Any,
+) -> None:
+    if delivery.registration_id is not None:
+        await uow.progress.record(delivery.registration_id, step, now, **details)
+
+
+async def deliver(delivery_id: uuid.UUID, courier: Courier) -> Outcome:
     """Send a delivery unless it was already sent.
 
-    A transient failure records the reason and raises ``EmailDeliveryError`` so
-    the job is retried; a permanent one (or the last attempt) records the
-    delivery as failed and returns, because retrying cannot help.
+    A transient failure records the reason and raises ``EmailDeliveryError``
+    (carrying when to retry) so the job is retried; a permanent one, or the
+    last attempt, records the delivery as failed and returns, because retrying
+    cannot help.
     """
     async with courier.uow() as uow:
-        delivery = await uow.deliveries.claim(delivery_id, courier.clock.now())
+        delivery = await uow.deliveries.claim(
+            delivery_id, courier.clock.now(), lease_seconds=courier.lease_seconds
+        )
         await uow.commit()
     if delivery is None:
         return Outcome.SKIPPED
+    if delivery.suppressed or delivery.recipient is None:
+        async with courier.uow() as uow:
+            now = courier.clock.now()
+            await uow.deliveries.mark_suppressed(delivery.id, now)
+            await _step(uow, delivery, progress.Step.EMAIL_SENT, now)
+            await uow.commit()
+        return Outcome.SUPPRESSED
 
     try:
         content = courier.renderer.render(delivery.kind, _context(courier, delivery))
@@ -86,35 +139,80 @@ async def deliver(delivery_id: uuid.UUID, courier: Courier, *, last_attempt: boo
         )
         await courier.mailer.send(message)
     except errors.DeliveryFailure as failure:
-        retry = failure.transient and not last_attempt
-        async with courier.uow() as uow:
-            mark = uow.deliveries.mark_retrying if retry else uow.deliveries.mark_failed
-            await mark(delivery.id, courier.clock.now(), failure.code, failure.reason)
-            await uow.commit()
-        log.warning(
-            "email %s (%s) to %s %s on attempt %d: %s",
-            delivery.id,
-            delivery.kind,
-            redact(delivery.recipient),
-            "will be retried" if retry else "failed",
-            delivery.attempts,
-            redact(failure.message),
-        )
-        if retry:
-            raise errors.EmailDeliveryError(failure) from failure
-        return Outcome.FAILED
+        return await _failed(courier, delivery, failure)
     except Exception as exc:
         # A bug (a broken template, say) is not the mail server's fault: record
         # it so the delivery does not sit in "sending" forever, then let the
         # job fail loudly with its traceback.
         async with courier.uow() as uow:
+            now = courier.clock.now()
             reason = f"internal error: {type(exc).__name__}"
-            await uow.deliveries.mark_failed(delivery.id, courier.clock.now(), None, reason)
+            await uow.deliveries.mark_failed(delivery.id, now, None, reason)
+            await _step(uow, delivery, progress.Step.EMAIL_FAILED, now, reason=reason)
             await uow.commit()
         raise
 
     async with courier.uow() as uow:
-        await uow.deliveries.mark_sent(delivery.id, courier.clock.now())
+        now = courier.clock.now()
+        await uow.deliveries.mark_sent(delivery.id, now)
+        await _step(uow, delivery, progress.Step.EMAIL_SENT, now)
         await uow.commit()
     log.info("email %s (%s) sent to %s", delivery.id, delivery.kind, redact(delivery.recipient))
     return Outcome.SENT
+
+
+async def _failed(
+    courier: Courier, delivery: emails.Delivery, failure: errors.DeliveryFailure
+) -> Outcome:
+    now = courier.clock.now()
+    retry_at = courier.backoff.retry_at(delivery.attempts, now) if failure.transient else None
+    # What a watcher sees: the SMTP code and the kind of failure, never the
+    # server's own words, which may quote addresses or internal host names.
+    reason = f"{failure.code} reply" if failure.code else "mail server unreachable"
+    async with courier.uow() as uow:
+        if retry_at is None:
+            await uow.deliveries.mark_failed(delivery.id, now, failure.code, failure.reason)
+        else:
+            await uow.deliveries.mark_retrying(delivery.id, now, failure.code, failure.reason)
+        await _step(
+            uow,
+            delivery,
+            progress.Step.EMAIL_FAILED,
+            now,
+            will_retry=retry_at is not None,
+            retry_at=retry_at,
+            reason=reason,
+        )
+        await uow.commit()
+    log.warning(
+        "email %s (%s) to %s %s on attempt %d: %s",
+        delivery.id,
+        delivery.kind,
+        redact(delivery.recipient or ""),
+        "will be retried" if retry_at else "failed",
+        delivery.attempts,
+        redact(failure.message),
+    )
+    if retry_at is not None:
+        raise errors.EmailDeliveryError(failure, retry_at)
+    return Outcome.FAILED
+
+
+async def queue_unqueued(
+    courier: Courier, *, older_than: timedelta = timedelta(minutes=2), limit: int = 200
+) -> int:
+    """Give a job to every delivery recorded without one.
+
+    A registration commits with its delivery row even when the queue was down
+    or disabled; this sweep, run periodically by the worker, is what makes
+    sure such an email is still sent. Returns how many it queued.
+    """
+    async with courier.uow() as uow:
+        waiting = await uow.deliveries.unqueued(
+            created_before=courier.clock.now() - older_than, limit=limit
+        )
+        queued = 0
+        for delivery_id in waiting:
+            queued += await uow.outbox.defer(delivery_id)
+        await uow.commit()
+    return queued

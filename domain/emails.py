@@ -18,16 +18,25 @@ class DeliveryStatus(enum.StrEnum):
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+    # Nothing was sent on purpose (see ``EmailRequest.suppressed``).
+    SUPPRESSED = "suppressed"
 
 
 @dataclass(frozen=True)
 class EmailRequest:
-    """An email to queue, recorded in the same transaction as the change that asks for it."""
+    """An email to queue, recorded in the same transaction as the change that asks for it.
+
+    A *suppressed* request goes through the same queue and job but sends
+    nothing: it stands for an email that must not go out (the address is in
+    its cooldown, or has no account), so that what a caller can watch of a
+    registration looks the same whether or not the address has an account.
+    """
 
     kind: EmailKind
-    user_id: uuid.UUID
+    user_id: uuid.UUID | None
     registration_id: uuid.UUID
     verification_nonce: int | None = None
+    suppressed: bool = False
 
 
 @dataclass(frozen=True)
@@ -36,8 +45,10 @@ class Delivery:
 
     id: uuid.UUID
     kind: EmailKind
-    user_id: uuid.UUID
-    recipient: str
+    user_id: uuid.UUID | None
+    registration_id: uuid.UUID | None
+    recipient: str | None
+    suppressed: bool
     status: DeliveryStatus
     attempts: int
     message_id: str

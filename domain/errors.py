@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 class DomainError(Exception):
@@ -63,6 +64,12 @@ class DeliveryFailure(DomainError):
 class EmailDeliveryError(DomainError):
     """The email could not be delivered this time; the job will retry it."""
 
-    def __init__(self, failure: DeliveryFailure) -> None:
+    def __init__(self, failure: DeliveryFailure, retry_at: datetime) -> None:
         super().__init__(f"transient delivery failure: {failure.message}")
         self.failure = failure
+        self.retry_at = retry_at
+
+
+class WatchOverflow(DomainError):
+    """This subscription fell too far behind and was closed; subscribe again to
+    resume (the steps so far are replayed)."""

@@ -30,14 +30,20 @@ class RegistrationRepeated:
     registration_id: uuid.UUID
     already_verified: bool
     verification_nonce: int
+    # Within the address's cooldown: nothing is sent, but the registration's
+    # watchers see the same steps as for a new account.
+    suppressed: bool = False
 
 
 @dataclass(frozen=True)
 class VerificationEmailRequested:
-    user_id: uuid.UUID
+    """A new link was asked for; ``user_id`` is None when the address has no account."""
+
+    user_id: uuid.UUID | None
     registration_id: uuid.UUID
     already_verified: bool
-    verification_nonce: int
+    verification_nonce: int | None
+    suppressed: bool = False
 
 
 @dataclass(frozen=True)

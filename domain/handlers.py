@@ -1,46 +1,49 @@
 """Event handlers, run inside the unit of work's transaction before it commits.
 
 Queueing the email here, not after commit, is what makes registration and its
-email one atomic fact: both commit or neither does.
+email one atomic fact: both commit or neither does. The registration's first
+step (``EMAIL_QUEUED``) is recorded in the same transaction, so a watcher never
+sees a step that did not happen.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
-from domain import emails, events, ports
+from domain import emails, events, ports, progress
 
 
-async def publish(uow: ports.UnitOfWork, happened: Iterable[events.Event]) -> None:
+async def publish(uow: ports.UnitOfWork, happened: Iterable[events.Event], now: datetime) -> None:
     for event in happened:
         match event:
             case events.UserRegistered():
-                await uow.outbox.enqueue(
-                    emails.EmailRequest(
-                        kind=emails.EmailKind.VERIFY_EMAIL,
-                        user_id=event.user_id,
-                        registration_id=event.registration_id,
-                        verification_nonce=event.verification_nonce,
-                    )
+                request = emails.EmailRequest(
+                    kind=emails.EmailKind.VERIFY_EMAIL,
+                    user_id=event.user_id,
+                    registration_id=event.registration_id,
+                    verification_nonce=event.verification_nonce,
                 )
+                await _queue(uow, request, now)
             case events.RegistrationRepeated() | events.VerificationEmailRequested():
-                await uow.outbox.enqueue(_verification_or_notice(event))
+                await _queue(uow, _verification_or_notice(event), now)
             case events.EmailVerified():
-                pass  # nothing to send yet; the welcome email hangs off this event
+                await uow.progress.record_verified(event.user_id, event.at)
+
+
+async def _queue(uow: ports.UnitOfWork, request: emails.EmailRequest, now: datetime) -> None:
+    await uow.outbox.enqueue(request)
+    await uow.progress.record(request.registration_id, progress.Step.EMAIL_QUEUED, now)
 
 
 def _verification_or_notice(
     event: events.RegistrationRepeated | events.VerificationEmailRequested,
 ) -> emails.EmailRequest:
-    if event.already_verified:
-        return emails.EmailRequest(
-            kind=emails.EmailKind.ACCOUNT_EXISTS,
-            user_id=event.user_id,
-            registration_id=event.registration_id,
-        )
+    verify = not event.already_verified
     return emails.EmailRequest(
-        kind=emails.EmailKind.VERIFY_EMAIL,
+        kind=emails.EmailKind.VERIFY_EMAIL if verify else emails.EmailKind.ACCOUNT_EXISTS,
         user_id=event.user_id,
         registration_id=event.registration_id,
-        verification_nonce=event.verification_nonce,
+        verification_nonce=event.verification_nonce if verify and not event.suppressed else None,
+        suppressed=event.suppressed,
     )

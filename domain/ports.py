@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
-from domain import emails, users
+from domain import emails, progress, users
 
 
 class UserRepository(Protocol):
@@ -29,16 +29,14 @@ class UserRepository(Protocol):
         """Atomically verify the address if it is still unverified and the nonce is
         the newest; None when the token was used, replaced or the address changed."""
 
-    async def unverified_without_verification_email(
-        self, *, created_before: datetime, limit: int
-    ) -> list[users.User]:
-        """Unverified accounts for which no verification email was ever recorded."""
-
 
 class DeliveryRepository(Protocol):
-    async def claim(self, delivery_id: uuid.UUID, now: datetime) -> emails.Delivery | None:
-        """Lock a delivery that still has to be sent, count an attempt and mark it
-        ``sending``; None when it was already sent, failed for good or does not exist."""
+    async def claim(
+        self, delivery_id: uuid.UUID, now: datetime, *, lease_seconds: float
+    ) -> emails.Delivery | None:
+        """Take a delivery that still has to be sent: count an attempt and mark it
+        ``sending`` until ``now + lease``. None when it was sent, failed for good,
+        does not exist, or another attempt holds an unexpired lease on it."""
 
     async def mark_sent(self, delivery_id: uuid.UUID, now: datetime) -> None: ...
 
@@ -50,10 +48,44 @@ class DeliveryRepository(Protocol):
         self, delivery_id: uuid.UUID, now: datetime, code: int | None, reason: str
     ) -> None: ...
 
+    async def mark_suppressed(self, delivery_id: uuid.UUID, now: datetime) -> None: ...
+
+    async def unqueued(self, *, created_before: datetime, limit: int) -> list[uuid.UUID]:
+        """Deliveries recorded but never given a job (queue down or disabled)."""
+
 
 class EmailOutbox(Protocol):
     async def enqueue(self, request: emails.EmailRequest) -> None:
-        """Record the delivery and queue its job in the current transaction."""
+        """Record the delivery and queue its job in the current transaction. If the
+        queue is unavailable the delivery is still recorded, without a job."""
+
+    async def defer(self, delivery_id: uuid.UUID) -> bool:
+        """Queue the job of a recorded delivery; False when the queue is unavailable."""
+
+
+class RegistrationLog(Protocol):
+    """The steps of each registration, written in the transaction of the change
+    they report and announced to watchers when it commits."""
+
+    async def record(
+        self,
+        registration_id: uuid.UUID,
+        step: progress.Step,
+        at: datetime,
+        *,
+        will_retry: bool = False,
+        retry_at: datetime | None = None,
+        reason: str | None = None,
+    ) -> None: ...
+
+    async def record_verified(self, user_id: uuid.UUID, at: datetime) -> None:
+        """``EMAIL_VERIFIED`` for every registration that emailed this account."""
+
+
+class RegistrationFeed(Protocol):
+    def follow(self, registration_id: uuid.UUID) -> AsyncIterator[progress.RegistrationStep]:
+        """Every step of the registration: those recorded so far, in order, then
+        each new one as it commits. Never misses a step, never repeats one."""
 
 
 class Cooldowns(Protocol):
@@ -76,6 +108,9 @@ class UnitOfWork(Protocol):
 
     @property
     def cooldowns(self) -> Cooldowns: ...
+
+    @property
+    def progress(self) -> RegistrationLog: ...
 
     async def commit(self) -> None: ...
 

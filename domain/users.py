@@ -28,7 +28,13 @@ class User:
         return self.email_verified_at is not None
 
     @classmethod
-    def new(cls, *, email: str, password_hash: str, now: datetime) -> User:
+    def new(
+        cls,
+        *,
+        email: str,
+        password_hash: str,
+        now: datetime,
+    ) -> User:
         return cls(id=uuid.uuid4(), email=email, password_hash=password_hash, created_at=now)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from domain import accounts, delivery
-from infra import addresses, db, jobs, mailer, passwords, rendering, tokens, unit_of_work
+from infra import addresses, db, jobs, live, mailer, passwords, rendering, tokens, unit_of_work
 from infra.settings import Settings
 
 
@@ -25,8 +25,8 @@ class Container:
     queue: procrastinate.App
     accounts: accounts.Accounts
     courier: delivery.Courier
-    retry: jobs.EmailBackoff
     hasher: passwords.Argon2Hasher
+    hub: live.RegistrationHub
 
     async def database_ready(self) -> bool:
         try:
@@ -40,13 +40,12 @@ class Container:
         jobs.register_tasks(
             self.queue,
             courier=self.courier,
-            accounts_service=self.accounts,
-            retry=self.retry,
             sweep_cron=self.settings.email_sweep_cron,
             sweep_min_age=timedelta(seconds=self.settings.email_sweep_min_age_seconds),
         )
 
     async def close(self) -> None:
+        await self.hub.close()
         self.hasher.close()
         await self.engine.dispose()
 
@@ -55,11 +54,17 @@ def build(settings: Settings) -> Container:
     engine = db.create_engine(settings.database_url, pool_size=settings.db_pool_size)
     queue = jobs.create_app(settings.database_url)
     clock = unit_of_work.SystemClock()
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
     uow = unit_of_work.UnitOfWorkFactory(
-        async_sessionmaker(engine, expire_on_commit=False),
+        sessions,
         app=queue if settings.job_queue_enabled else None,
         clock=clock,
         mail_domain=settings.mail_domain,
+    )
+    # The worker always queues: JOB_QUEUE_ENABLED only stops the API from
+    # deferring, and the worker's sweep is what catches up afterwards.
+    worker_uow = unit_of_work.UnitOfWorkFactory(
+        sessions, app=queue, clock=clock, mail_domain=settings.mail_domain
     )
     signer = tokens.TokenSigner(settings.secret_keys)
     hasher = passwords.Argon2Hasher(
@@ -75,12 +80,12 @@ def build(settings: Settings) -> Container:
         clock=clock,
         policy=accounts.Policy(
             email_verification_max_age=settings.email_verification_max_age,
-            registration_token_max_age=settings.email_verification_max_age,
+            registration_token_max_age=settings.registration_token_max_age,
             email_cooldown_seconds=settings.email_cooldown_seconds,
         ),
     )
     courier = delivery.Courier(
-        uow=uow,
+        uow=worker_uow,
         tokens=signer,
         renderer=rendering.JinjaRenderer(),
         mailer=mailer.SmtpMailer(
@@ -95,11 +100,12 @@ def build(settings: Settings) -> Container:
         clock=clock,
         public_url=settings.public_url,
         verification_max_age=settings.email_verification_max_age,
-    )
-    retry = jobs.EmailBackoff(
-        base_seconds=settings.email_retry_base_seconds,
-        max_seconds=settings.email_retry_max_seconds,
-        max_attempts=settings.email_max_attempts,
+        backoff=delivery.Backoff(
+            base_seconds=settings.email_retry_base_seconds,
+            max_seconds=settings.email_retry_max_seconds,
+            max_attempts=settings.email_max_attempts,
+        ),
+        lease_seconds=settings.smtp_timeout * 2 + 30,
     )
     return Container(
         settings=settings,
@@ -107,6 +113,10 @@ def build(settings: Settings) -> Container:
         queue=queue,
         accounts=service,
         courier=courier,
-        retry=retry,
         hasher=hasher,
+        hub=live.RegistrationHub(
+            database_url=settings.database_url,
+            engine=engine,
+            queue_size=settings.subscription_queue_size,
+        ),
     )

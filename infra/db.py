@@ -29,10 +29,11 @@ email_deliveries = sa.Table(
         "user_id",
         pg.UUID(as_uuid=True),
         sa.ForeignKey("users.id", ondelete="CASCADE"),
-        nullable=False,
     ),
     sa.Column("registration_id", pg.UUID(as_uuid=True)),
-    sa.Column("recipient", sa.Text, nullable=False),
+    # NULL only for a suppressed delivery to an address without an account.
+    sa.Column("recipient", sa.Text),
+    sa.Column("suppressed", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("verification_nonce", sa.Integer),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
@@ -44,11 +45,34 @@ email_deliveries = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("sent_at", sa.DateTime(timezone=True)),
     sa.CheckConstraint(
-        "status IN ('queued', 'sending', 'sent', 'failed')", name="email_deliveries_status"
+        "status IN ('queued', 'sending', 'sent', 'failed', 'suppressed')",
+        name="email_deliveries_status",
     ),
     sa.Index("email_deliveries_user_kind", "user_id", "kind"),
     sa.Index("email_deliveries_registration", "registration_id"),
     sa.Index("email_deliveries_status_created", "status", "created_at"),
+    sa.Index(
+        "email_deliveries_unqueued",
+        "created_at",
+        postgresql_where=sa.text("status = 'queued' AND job_id IS NULL"),
+    ),
+)
+
+registration_events = sa.Table(
+    "registration_events",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("registration_id", pg.UUID(as_uuid=True), nullable=False),
+    sa.Column("step", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("will_retry", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("retry_at", sa.DateTime(timezone=True)),
+    sa.Column("reason", sa.Text),
+    sa.CheckConstraint(
+        "step IN ('email_queued', 'email_sent', 'email_failed', 'email_verified')",
+        name="registration_events_step",
+    ),
+    sa.Index("registration_events_registration", "registration_id", "id"),
 )
 
 email_cooldowns = sa.Table(
@@ -70,4 +94,6 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        # Errors are logged; their SQL parameters (addresses, hashes) must not be.
+        hide_parameters=True,
     )

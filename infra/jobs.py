@@ -7,23 +7,23 @@ import time; the API only defers by task name.
 from __future__ import annotations
 
 import logging
-import random
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import procrastinate
-from procrastinate import JobContext, RetryDecision
+import psycopg
+from procrastinate import RetryDecision
 from procrastinate.jobs import Job
 from procrastinate.retry import BaseRetryStrategy
+from sqlalchemy import exc as sa_exc
 
-from domain import accounts, delivery, errors
+from domain import delivery, errors
 
 log = logging.getLogger(__name__)
 
 QUEUE = "emails"
 SEND_VERIFICATION_EMAIL = "send_verification_email"
-REQUEUE_MISSING = "requeue_missing_verification_emails"
+REQUEUE_MISSING = "queue_unqueued_emails"
 
 
 def create_app(database_url: str, *, pool_size: int = 10) -> procrastinate.App:
@@ -33,66 +33,45 @@ def create_app(database_url: str, *, pool_size: int = 10) -> procrastinate.App:
     return procrastinate.App(connector=connector)
 
 
-class EmailBackoff(BaseRetryStrategy):
-    """Exponential backoff with jitter, for transient delivery failures only.
+_DATABASE_DOWN = (sa_exc.OperationalError, sa_exc.InterfaceError, psycopg.OperationalError)
 
-    A permanent failure never reaches here as an exception: the use case records
-    it and returns, so it is not retried.
+
+class EmailRetry(BaseRetryStrategy):
+    """Retries a job exactly when the delivery use case asked for it.
+
+    The schedule (backoff, jitter, attempt limit) is the domain's
+    ``delivery.Backoff``, so the time a watcher is told ("retrying at …") is the
+    time the job runs again. Any other exception is a bug: not retried.
     """
 
-    def __init__(
-        self,
-        *,
-        base_seconds: float,
-        max_seconds: float,
-        max_attempts: int,
-        jitter: Callable[[], float] = random.random,
-    ) -> None:
-        self.base_seconds = base_seconds
-        self.max_seconds = max_seconds
-        self.max_attempts = max_attempts
-        self.jitter = jitter
-
-    def delay(self, previous_attempts: int) -> float:
-        ceiling = min(self.max_seconds, self.base_seconds * 2.0**previous_attempts)
-        # Half fixed, half random: spreads a burst of retries without ever
-        # retrying sooner than half the nominal delay.
-        return ceiling / 2 + self.jitter() * ceiling / 2
-
     def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
-        if not isinstance(exception, errors.EmailDeliveryError):
-            return None
-        if job.attempts + 1 >= self.max_attempts:
-            return None
-        return RetryDecision(
-            retry_at=datetime.now(UTC) + timedelta(seconds=self.delay(job.attempts))
-        )
+        if isinstance(exception, errors.EmailDeliveryError):
+            return RetryDecision(retry_at=exception.retry_at)
+        if isinstance(exception, _DATABASE_DOWN) and job.attempts < 20:
+            # The database went away mid-job: the delivery is unchanged, so
+            # the job can simply run again once it is back.
+            return RetryDecision(retry_in={"seconds": min(300, 5 * 2**job.attempts)})
+        return None
 
 
 def register_tasks(
     app: procrastinate.App,
     *,
     courier: delivery.Courier,
-    accounts_service: accounts.Accounts,
-    retry: EmailBackoff,
     sweep_cron: str = "* * * * *",
     sweep_min_age: timedelta = timedelta(minutes=2),
 ) -> None:
     """Register Herald's tasks on ``app``: the email job and the sweep that
     queues verification emails whose job was never queued."""
 
-    @app.task(name=SEND_VERIFICATION_EMAIL, queue=QUEUE, pass_context=True, retry=retry)
-    async def send_verification_email(context: JobContext, delivery_id: str) -> str:
-        last_attempt = context.job.attempts + 1 >= retry.max_attempts
-        outcome = await delivery.deliver(uuid.UUID(delivery_id), courier, last_attempt=last_attempt)
-        return outcome.value
+    @app.task(name=SEND_VERIFICATION_EMAIL, queue=QUEUE, retry=EmailRetry())
+    async def send_verification_email(delivery_id: str) -> str:
+        return (await delivery.deliver(uuid.UUID(delivery_id), courier)).value
 
     @app.periodic(cron=sweep_cron, periodic_id=REQUEUE_MISSING)
     @app.task(name=REQUEUE_MISSING, queue=QUEUE, queueing_lock=REQUEUE_MISSING)
-    async def requeue_missing_verification_emails(timestamp: int) -> int:
-        queued = await accounts.requeue_missing_verification_emails(
-            accounts_service, older_than=sweep_min_age
-        )
+    async def queue_unqueued_emails(timestamp: int) -> int:
+        queued = await delivery.queue_unqueued(courier, older_than=sweep_min_age)
         if queued:
-            log.warning("queued %d verification emails that had never been queued", queued)
+            log.warning("queued %d emails whose job had not been queued", queued)
         return queued

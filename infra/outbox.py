@@ -17,11 +17,13 @@ log = logging.getLogger(__name__)
 
 
 class SqlEmailOutbox:
-    """Writes the delivery row and defers its job on the session's own connection.
+    """Writes the delivery row, then defers its job on the session's own connection.
 
-    Both happen inside a savepoint: when the queue is disabled or the defer
-    fails, the registration still commits without them, and the worker's
-    periodic sweep queues the missing email later, so nothing is lost.
+    The row is part of the caller's transaction: every email Herald means to
+    send is recorded with the change that asks for it. Only the defer runs in a
+    savepoint: when the queue is disabled or the defer fails, the row stays
+    ``queued`` without a job, and the worker's periodic sweep defers it later,
+    so nothing is lost.
     """
 
     def __init__(
@@ -38,19 +40,25 @@ class SqlEmailOutbox:
         self.mail_domain = mail_domain
 
     async def enqueue(self, request: emails.EmailRequest) -> None:
+        delivery_id = await self._record(request, self.clock.now())
         if self.app is None:
             log.warning(
-                "job queue disabled: %s email for user %s left to the periodic sweep",
+                "job queue disabled: email %s (%s) left to the worker's sweep",
+                delivery_id,
                 request.kind,
-                request.user_id,
             )
             return
+        await self.defer(delivery_id)
+
+    async def defer(self, delivery_id: uuid.UUID) -> bool:
+        """Queue the job of a recorded delivery; False (and a warning) if it failed."""
+        if self.app is None:
+            return False
         try:
             async with self.session.begin_nested():
                 # SQLAlchemy emits the SAVEPOINT lazily: ask for the connection
                 # inside the block so the defer below runs within it.
                 connection = await self.session.connection()
-                delivery_id = await self._record(request, self.clock.now())
                 raw = (await connection.get_raw_connection()).driver_connection
                 job_id = await self.app.configure_task(
                     jobs.SEND_VERIFICATION_EMAIL, queue=jobs.QUEUE, connection=raw
@@ -61,14 +69,15 @@ class SqlEmailOutbox:
                     .values(job_id=job_id)
                 )
         except Exception:
-            # Expected here: the queue's tables missing or unreachable. The
-            # savepoint is rolled back; the account itself is kept.
+            # Expected here: the queue's tables missing or unreachable. Only the
+            # savepoint is rolled back; the account and its delivery row stay.
             log.warning(
-                "could not queue the %s email for user %s; the periodic sweep will retry",
-                request.kind,
-                request.user_id,
+                "could not queue email %s; the worker's sweep will retry",
+                delivery_id,
                 exc_info=True,
             )
+            return False
+        return True
 
     async def _record(self, request: emails.EmailRequest, now: datetime) -> uuid.UUID:
         delivery_id = uuid.uuid4()
@@ -81,8 +90,9 @@ class SqlEmailOutbox:
                 kind=request.kind.value,
                 user_id=request.user_id,
                 registration_id=request.registration_id,
-                recipient=recipient,
+                recipient=None if request.user_id is None else recipient,
                 verification_nonce=request.verification_nonce,
+                suppressed=request.suppressed,
                 status=emails.DeliveryStatus.QUEUED.value,
                 # Deterministic per delivery: a resent copy is recognisably the same message.
                 message_id=f"<{delivery_id}@{self.mail_domain}>",

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import emails, users
+from domain import emails, progress, users
 from infra import db
 
 _USER_COLUMNS = (
@@ -60,7 +60,7 @@ class SqlUserRepository:
 
     async def get_by_email(self, email: str) -> users.User | None:
         statement = sa.select(*_USER_COLUMNS).where(
-            sa.func.lower(db.users.c.email) == email.lower()
+            sa.func.lower(db.users.c.email) == sa.func.lower(email)
         )
         row = (await self.session.execute(statement)).first()
         return None if row is None else _user(row)
@@ -83,7 +83,7 @@ class SqlUserRepository:
             sa.update(db.users)
             .where(
                 db.users.c.id == user_id,
-                sa.func.lower(db.users.c.email) == email.lower(),
+                sa.func.lower(db.users.c.email) == sa.func.lower(email),
                 db.users.c.verification_nonce == nonce,
                 db.users.c.email_verified_at.is_(None),
             )
@@ -93,32 +93,14 @@ class SqlUserRepository:
         row = (await self.session.execute(statement)).first()
         return None if row is None else _user(row)
 
-    async def unverified_without_verification_email(
-        self, *, created_before: datetime, limit: int
-    ) -> list[users.User]:
-        recorded = sa.exists().where(
-            db.email_deliveries.c.user_id == db.users.c.id,
-            db.email_deliveries.c.kind == emails.EmailKind.VERIFY_EMAIL.value,
-        )
-        statement = (
-            sa.select(*_USER_COLUMNS)
-            .where(
-                db.users.c.email_verified_at.is_(None),
-                db.users.c.created_at < created_before,
-                ~recorded,
-            )
-            .order_by(db.users.c.created_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return [_user(row) for row in await self.session.execute(statement)]
-
 
 _DELIVERY_COLUMNS = (
     db.email_deliveries.c.id,
     db.email_deliveries.c.kind,
     db.email_deliveries.c.user_id,
+    db.email_deliveries.c.registration_id,
     db.email_deliveries.c.recipient,
+    db.email_deliveries.c.suppressed,
     db.email_deliveries.c.status,
     db.email_deliveries.c.attempts,
     db.email_deliveries.c.message_id,
@@ -131,13 +113,20 @@ class SqlDeliveryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def claim(self, delivery_id: uuid.UUID, now: datetime) -> emails.Delivery | None:
+    async def claim(
+        self, delivery_id: uuid.UUID, now: datetime, *, lease_seconds: float
+    ) -> emails.Delivery | None:
         t = db.email_deliveries
+        # A delivery in "sending" is still someone's unless its attempt began
+        # longer ago than the lease: then that worker died mid-send.
+        abandoned = sa.and_(
+            t.c.status == emails.DeliveryStatus.SENDING,
+            t.c.updated_at < now - timedelta(seconds=lease_seconds),
+        )
         statement = (
             sa.update(t)
             .where(
-                t.c.id == delivery_id,
-                t.c.status.in_([emails.DeliveryStatus.QUEUED, emails.DeliveryStatus.SENDING]),
+                t.c.id == delivery_id, sa.or_(t.c.status == emails.DeliveryStatus.QUEUED, abandoned)
             )
             .values(status=emails.DeliveryStatus.SENDING, attempts=t.c.attempts + 1, updated_at=now)
             .returning(*_DELIVERY_COLUMNS)
@@ -149,7 +138,9 @@ class SqlDeliveryRepository:
             id=row.id,
             kind=emails.EmailKind(row.kind),
             user_id=row.user_id,
+            registration_id=row.registration_id,
             recipient=row.recipient,
+            suppressed=row.suppressed,
             status=emails.DeliveryStatus(row.status),
             attempts=row.attempts,
             message_id=row.message_id,
@@ -186,6 +177,25 @@ class SqlDeliveryRepository:
             updated_at=now,
         )
 
+    async def mark_suppressed(self, delivery_id: uuid.UUID, now: datetime) -> None:
+        await self._set(delivery_id, status=emails.DeliveryStatus.SUPPRESSED, updated_at=now)
+
+    async def unqueued(self, *, created_before: datetime, limit: int) -> list[uuid.UUID]:
+        t = db.email_deliveries
+        statement = (
+            sa.select(t.c.id)
+            .where(
+                t.c.status == emails.DeliveryStatus.QUEUED,
+                t.c.job_id.is_(None),
+                t.c.created_at < created_before,
+            )
+            .order_by(t.c.created_at)
+            .limit(limit)
+            # Two workers sweeping at once take different rows.
+            .with_for_update(skip_locked=True)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
 
 class SqlCooldowns:
     def __init__(self, session: AsyncSession) -> None:
@@ -210,3 +220,79 @@ class SqlCooldowns:
         ).scalar_one()
         # Clamped: a concurrent caller may have read its clock a moment earlier.
         return min(seconds, max(1, math.ceil((current - now).total_seconds())))
+
+
+# The channel a registration's steps are announced on. Its payload is ids
+# only ("<registration id>:<event id>"); listeners read the row itself.
+CHANNEL = "herald_registration_events"
+
+
+class SqlRegistrationLog:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def _insert_and_notify(self, insert_statement: sa.Insert) -> None:
+        # One round trip: the rows and their notifications, in this transaction.
+        # PostgreSQL delivers the notifications at commit, never after a rollback.
+        inserted = insert_statement.returning(
+            db.registration_events.c.id, db.registration_events.c.registration_id
+        ).cte("inserted")
+        statement = sa.select(
+            sa.func.pg_notify(
+                CHANNEL,
+                sa.cast(inserted.c.registration_id, sa.Text)
+                + ":"
+                + sa.cast(inserted.c.id, sa.Text),
+            )
+        ).select_from(inserted)
+        await self.session.execute(statement)
+
+    async def record(
+        self,
+        registration_id: uuid.UUID,
+        step: progress.Step,
+        at: datetime,
+        *,
+        will_retry: bool = False,
+        retry_at: datetime | None = None,
+        reason: str | None = None,
+    ) -> None:
+        await self._insert_and_notify(
+            sa.insert(db.registration_events).values(
+                registration_id=registration_id,
+                step=step.value,
+                at=at,
+                will_retry=will_retry,
+                retry_at=retry_at,
+                reason=reason,
+            )
+        )
+
+    async def record_verified(self, user_id: uuid.UUID, at: datetime) -> None:
+        t = db.email_deliveries
+        registrations = (
+            sa.select(
+                t.c.registration_id,
+                sa.literal(progress.Step.EMAIL_VERIFIED.value),
+                sa.literal(at, sa.DateTime(timezone=True)),
+            )
+            .where(t.c.user_id == user_id, t.c.registration_id.is_not(None))
+            .distinct()
+        )
+        await self._insert_and_notify(
+            sa.insert(db.registration_events).from_select(
+                ["registration_id", "step", "at"], registrations
+            )
+        )
+
+
+def step_from_row(row: Any) -> progress.RegistrationStep:
+    return progress.RegistrationStep(
+        id=row.id,
+        registration_id=row.registration_id,
+        step=progress.Step(row.step),
+        at=row.at,
+        will_retry=row.will_retry,
+        retry_at=row.retry_at,
+        reason=row.reason,
+    )

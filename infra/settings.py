@@ -149,6 +149,7 @@ class Settings:
     job_queue_enabled: bool = True
     email_verification_max_age: int = 48 * 3600
     email_cooldown_seconds: int = 60
+    registration_token_max_age: int = 48 * 3600
     email_retry_base_seconds: int = 30
     email_retry_max_seconds: int = 3600
     email_max_attempts: int = 8
@@ -166,7 +167,11 @@ class Settings:
     graphql_max_tokens: int = 1000
     graphql_max_aliases: int = 15
     log_level: str = "INFO"
-    cors_allowed_origins: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    ws_keepalive_seconds: int = 15
+    ws_connection_init_timeout: int = 10
+    ws_max_subscriptions: int = 10
+    subscription_queue_size: int = 64
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -191,6 +196,9 @@ class Settings:
             job_queue_enabled=r.get("JOB_QUEUE_ENABLED", _bool, True),
             email_verification_max_age=r.get("EMAIL_VERIFICATION_MAX_AGE", _positive_int, 172800),
             email_cooldown_seconds=r.get("EMAIL_COOLDOWN_SECONDS", _positive_int, 60),
+            registration_token_max_age=r.get(
+                "REGISTRATION_TOKEN_MAX_AGE", _positive_int, 48 * 3600
+            ),
             email_retry_base_seconds=r.get("EMAIL_RETRY_BASE_SECONDS", _positive_int, 30),
             email_retry_max_seconds=r.get("EMAIL_RETRY_MAX_SECONDS", _positive_int, 3600),
             email_max_attempts=r.get("EMAIL_MAX_ATTEMPTS", _positive_int, 8),
@@ -210,7 +218,11 @@ class Settings:
             graphql_max_tokens=r.get("GRAPHQL_MAX_TOKENS", _positive_int, 1000),
             graphql_max_aliases=r.get("GRAPHQL_MAX_ALIASES", _positive_int, 15),
             log_level=r.get("LOG_LEVEL", _log_level, "INFO"),
-            cors_allowed_origins=r.get("CORS_ALLOWED_ORIGINS", _origins, ()),
+            allowed_origins=r.get("ALLOWED_ORIGINS", _origins, ()),
+            ws_keepalive_seconds=r.get("WS_KEEPALIVE_SECONDS", _positive_int, 15),
+            ws_connection_init_timeout=r.get("WS_CONNECTION_INIT_TIMEOUT", _positive_int, 10),
+            ws_max_subscriptions=r.get("WS_MAX_SUBSCRIPTIONS", _positive_int, 10),
+            subscription_queue_size=r.get("SUBSCRIPTION_QUEUE_SIZE", _positive_int, 64),
         )
         if r.problems:
             raise ConfigError(r.problems)

@@ -30,6 +30,7 @@ class SqlUnitOfWork:
         self.users = repositories.SqlUserRepository(session)
         self.deliveries = repositories.SqlDeliveryRepository(session)
         self.cooldowns = repositories.SqlCooldowns(session)
+        self.progress = repositories.SqlRegistrationLog(session)
         self.outbox = outbox.SqlEmailOutbox(session, app=app, clock=clock, mail_domain=mail_domain)
 
     async def commit(self) -> None:

@@ -62,6 +62,19 @@ class Herald:
     logs: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     log_files: dict[str, Path] = field(default_factory=dict)
+    worker_env: dict[str, str] = field(default_factory=dict)
+
+    def start_worker(self) -> None:
+        """Start ``herald worker`` (once) against this API's database and sink."""
+        assert "worker" not in self.processes
+        log = self.log_files["worker"] = self.logs / f"worker-{id(self)}.log"
+        with log.open("wb") as out:
+            self.processes["worker"] = subprocess.Popen(
+                [HERALD, "worker", "--concurrency", "2"],
+                env=self.worker_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
     def log(self, name: str) -> str:
         return self.log_files[name].read_text()
@@ -142,16 +155,9 @@ def start_herald(database_url: str, sink: ScriptedSink, tmp_path: Path) -> Itera
             )
         started.append(herald)
         _wait_healthy(base_url, herald.processes["serve"], serve_log)
+        herald.worker_env = {**env, **{k: str(v) for k, v in (worker_overrides or {}).items()}}
         if worker:
-            worker_log = herald.log_files["worker"] = tmp_path / f"worker-{port}.log"
-            worker_env = {**env, **{k: str(v) for k, v in (worker_overrides or {}).items()}}
-            with worker_log.open("wb") as out:
-                herald.processes["worker"] = subprocess.Popen(
-                    [HERALD, "worker", "--concurrency", "2"],
-                    env=worker_env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
+            herald.start_worker()
         return herald
 
     yield start

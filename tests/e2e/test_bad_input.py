@@ -137,7 +137,7 @@ def test_the_verify_page_runs_only_its_own_script(herald: Herald) -> None:
 
 
 def test_only_listed_origins_may_call_from_a_browser(start_herald: StartHerald) -> None:
-    herald = start_herald(worker=False, CORS_ALLOWED_ORIGINS="https://app.example.com")
+    herald = start_herald(worker=False, ALLOWED_ORIGINS="https://app.example.com")
     preflight = {
         "access-control-request-method": "POST",
         "access-control-request-headers": "content-type",

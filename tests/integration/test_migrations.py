@@ -6,17 +6,19 @@ import psycopg
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from infra import db, migrate
 
+HEAD = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
 TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1"
 
 
 def test_from_empty_then_again_is_a_no_op(empty_database_url: str) -> None:
-    assert migrate.upgrade(empty_database_url) == "0001"
+    assert migrate.upgrade(empty_database_url) == HEAD
     with psycopg.connect(empty_database_url) as conn:
         before = conn.execute(TABLES).fetchall()
-    assert migrate.upgrade(empty_database_url) == "0001"
+    assert migrate.upgrade(empty_database_url) == HEAD
     with psycopg.connect(empty_database_url) as conn:
         after = conn.execute(TABLES).fetchall()
     assert before == after

@@ -1,42 +1,45 @@
-"""The outbox guarantee on real PostgreSQL: the account, its delivery record and
-its job commit together or not at all."""
+"""The outbox guarantee on real PostgreSQL: the account, its delivery record, its
+first step and its job commit together or not at all."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import psycopg
 import pytest
 
-from domain import accounts, errors, handlers
-from infra import bootstrap
+from domain import accounts, delivery, errors, events, handlers, users
+from infra import bootstrap, repositories
 from tests import support
 
 
-def rows(
-    database_url: str,
-) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], list[tuple[object, ...]]]:
+def rows(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
     with psycopg.connect(database_url) as conn:
-        users = conn.execute("SELECT id, email FROM users").fetchall()
-        deliveries = conn.execute(
-            "SELECT id, user_id, kind, status, job_id FROM email_deliveries"
-        ).fetchall()
-        jobs = conn.execute(
-            "SELECT id, task_name, queue_name, args FROM procrastinate_jobs"
-        ).fetchall()
-    return users, deliveries, jobs
+        return {
+            "users": conn.execute("SELECT id, email FROM users").fetchall(),
+            "deliveries": conn.execute(
+                "SELECT id, user_id, kind, status, job_id FROM email_deliveries"
+            ).fetchall(),
+            "jobs": conn.execute(
+                "SELECT id, task_name, queue_name, args FROM procrastinate_jobs"
+            ).fetchall(),
+            "steps": conn.execute(
+                "SELECT registration_id, step FROM registration_events"
+            ).fetchall(),
+        }
 
 
-async def test_commit_keeps_the_user_the_delivery_and_the_job(
+async def test_commit_keeps_the_user_the_delivery_the_step_and_the_job(
     container: bootstrap.Container, database_url: str
 ) -> None:
-    await accounts.register(
+    started = await accounts.register(
         accounts.Register("ann@example.com", "correct horse"), container.accounts
     )
-    users, deliveries, jobs = rows(database_url)
-    [(user_id, email)] = users
-    [(delivery_id, delivery_user, kind, status, job_id)] = deliveries
-    [(job_pk, task_name, queue, args)] = jobs
+    found = rows(database_url)
+    [(user_id, email)] = found["users"]
+    [(delivery_id, delivery_user, kind, status, job_id)] = found["deliveries"]
+    [(job_pk, task_name, queue, args)] = found["jobs"]
     assert (email, delivery_user, kind, status) == (
         "ann@example.com",
         user_id,
@@ -44,28 +47,44 @@ async def test_commit_keeps_the_user_the_delivery_and_the_job(
         "queued",
     )
     assert (task_name, queue, job_id) == ("send_verification_email", "emails", job_pk)
+    assert found["steps"] == [(started.registration_id, "email_queued")]
     # Ids only: no address, password or token in the job's arguments.
     assert args == {"delivery_id": str(delivery_id)}
     assert "ann" not in json.dumps(args) and "horse" not in json.dumps(args)
 
 
-async def test_rollback_leaves_neither_user_nor_job(
+async def test_rollback_leaves_nothing_and_announces_nothing(
     container: bootstrap.Container, database_url: str
 ) -> None:
     class Boom(Exception):
         pass
 
-    with pytest.raises(Boom):
-        async with container.accounts.uow() as uow:
-            user = accounts.users.User.new(
-                email="bob@example.com", password_hash="h", now=container.accounts.clock.now()
-            )
-            assert await uow.users.add(user)
-            await handlers.publish(
-                uow, [accounts.events.UserRegistered(user.id, user.id, user.verification_nonce)]
-            )
-            raise Boom
-    assert rows(database_url) == ([], [], [])
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {repositories.CHANNEL}")
+        with pytest.raises(Boom):
+            async with container.accounts.uow() as uow:
+                now = container.accounts.clock.now()
+                user = users.User.new(email="bob@example.com", password_hash="h", now=now)
+                assert await uow.users.add(user)
+                event = events.UserRegistered(user.id, user.id, user.verification_nonce)
+                await handlers.publish(uow, [event], now)
+                raise Boom
+        assert list(listener.notifies(timeout=0.5)) == []
+    assert rows(database_url) == {"users": [], "deliveries": [], "jobs": [], "steps": []}
+
+
+async def test_a_step_is_announced_at_commit_with_ids_only(
+    container: bootstrap.Container, database_url: str
+) -> None:
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {repositories.CHANNEL}")
+        started = await accounts.register(
+            accounts.Register("cy@example.com", "correct horse"), container.accounts
+        )
+        [notification] = list(listener.notifies(timeout=2, stop_after=1))
+        [(event_id,)] = listener.execute("SELECT id FROM registration_events").fetchall()
+    assert notification.channel == repositories.CHANNEL
+    assert notification.payload == f"{started.registration_id}:{event_id}"
 
 
 async def test_a_failed_defer_keeps_the_registration_and_the_sweep_queues_its_email(
@@ -79,37 +98,37 @@ async def test_a_failed_defer_keeps_the_registration_and_the_sweep_queues_its_em
     )
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("ALTER TABLE procrastinate_jobs_away RENAME TO procrastinate_jobs")
-        conn.execute("UPDATE users SET created_at = created_at - interval '10 minutes'")
-    users, deliveries, jobs = rows(database_url)
-    assert len(users) == 1 and deliveries == [] and jobs == []
+        conn.execute("UPDATE email_deliveries SET created_at = created_at - interval '10 minutes'")
+    found = rows(database_url)
+    assert len(found["users"]) == 1 and found["jobs"] == []
+    [(_, _, _, status, job_id)] = found["deliveries"]
+    assert (status, job_id) == ("queued", None)
 
-    assert await accounts.requeue_missing_verification_emails(container.accounts) == 1
-    users, deliveries, jobs = rows(database_url)
-    assert len(deliveries) == 1 and len(jobs) == 1
-    assert await accounts.requeue_missing_verification_emails(container.accounts) == 0
+    assert await delivery.queue_unqueued(container.courier) == 1
+    found = rows(database_url)
+    [(_, _, _, _, job_id)] = found["deliveries"]
+    [(job_pk, *_)] = found["jobs"]
+    assert job_id == job_pk
+    assert await delivery.queue_unqueued(container.courier) == 0
 
 
-async def test_with_the_queue_disabled_registration_succeeds_and_nothing_is_lost(
+async def test_with_the_queue_disabled_the_delivery_waits_for_the_workers_sweep(
     database_url: str,
 ) -> None:
-    disabled = bootstrap.build(support.settings(database_url, JOB_QUEUE_ENABLED="false"))
+    api = bootstrap.build(support.settings(database_url, JOB_QUEUE_ENABLED="false"))
     try:
-        await accounts.register(
-            accounts.Register("dee@example.com", "correct horse"), disabled.accounts
-        )
-    finally:
-        await disabled.close()
-    users, deliveries, jobs = rows(database_url)
-    assert len(users) == 1 and deliveries == [] and jobs == []
-
-    enabled = bootstrap.build(support.settings(database_url))
-    try:
+        await accounts.register(accounts.Register("dee@example.com", "correct horse"), api.accounts)
+        found = rows(database_url)
+        assert len(found["deliveries"]) == 1 and found["jobs"] == []
         with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute("UPDATE users SET created_at = created_at - interval '10 minutes'")
-        assert await accounts.requeue_missing_verification_emails(enabled.accounts) == 1
+            conn.execute(
+                "UPDATE email_deliveries SET created_at = created_at - interval '10 minutes'"
+            )
+        # The worker's side queues even where the API may not.
+        assert await delivery.queue_unqueued(api.courier) == 1
     finally:
-        await enabled.close()
-    assert len(rows(database_url)[2]) == 1
+        await api.close()
+    assert len(rows(database_url)["jobs"]) == 1
 
 
 async def test_invalid_input_touches_nothing(
@@ -119,4 +138,4 @@ async def test_invalid_input_touches_nothing(
         await accounts.register(
             accounts.Register("not an address", "correct horse"), container.accounts
         )
-    assert rows(database_url) == ([], [], [])
+    assert rows(database_url) == {"users": [], "deliveries": [], "jobs": [], "steps": []}

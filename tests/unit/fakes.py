@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from domain import accounts, delivery, emails, errors, users
+from domain import accounts, delivery, emails, errors, progress, users
 
 
 class FakeClock:
@@ -31,6 +31,8 @@ class Store:
         self.users: dict[uuid.UUID, users.User] = {}
         self.deliveries: dict[uuid.UUID, dict[str, Any]] = {}
         self.cooldowns: dict[str, datetime] = {}
+        self.steps: list[progress.RegistrationStep] = []
+        self.queue_up = True  # False: the job queue is down, deliveries get no job
 
 
 class FakeUsers:
@@ -69,26 +71,14 @@ class FakeUsers:
         self.store.users[user_id] = dataclasses.replace(user, email_verified_at=at)
         return self.store.users[user_id]
 
-    async def unverified_without_verification_email(
-        self, *, created_before: datetime, limit: int
-    ) -> list[users.User]:
-        emailed = {
-            d["user_id"]
-            for d in self.store.deliveries.values()
-            if d["kind"] is emails.EmailKind.VERIFY_EMAIL
-        }
-        return [
-            u
-            for u in self.store.users.values()
-            if not u.email_verified and u.created_at < created_before and u.id not in emailed
-        ][:limit]
-
 
 class FakeDeliveries:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def claim(self, delivery_id: uuid.UUID, now: datetime) -> emails.Delivery | None:
+    async def claim(
+        self, delivery_id: uuid.UUID, now: datetime, *, lease_seconds: float
+    ) -> emails.Delivery | None:
         row = self.store.deliveries.get(delivery_id)
         if row is None or row["status"] not in {
             emails.DeliveryStatus.QUEUED,
@@ -96,11 +86,14 @@ class FakeDeliveries:
         }:
             return None
         row.update(status=emails.DeliveryStatus.SENDING, attempts=row["attempts"] + 1)
+        user = self.store.users.get(row["user_id"]) if row["user_id"] else None
         return emails.Delivery(
             id=delivery_id,
             kind=row["kind"],
             user_id=row["user_id"],
-            recipient=self.store.users[row["user_id"]].email,
+            registration_id=row["registration_id"],
+            recipient=None if user is None else user.email,
+            suppressed=row["suppressed"],
             status=row["status"],
             attempts=row["attempts"],
             message_id=f"<{delivery_id}@test>",
@@ -125,6 +118,38 @@ class FakeDeliveries:
             status=emails.DeliveryStatus.FAILED, code=code, reason=reason
         )
 
+    async def mark_suppressed(self, delivery_id: uuid.UUID, now: datetime) -> None:
+        self.store.deliveries[delivery_id].update(status=emails.DeliveryStatus.SUPPRESSED)
+
+    async def unqueued(self, *, created_before: datetime, limit: int) -> list[uuid.UUID]:
+        return [
+            key
+            for key, row in self.store.deliveries.items()
+            if row["status"] is emails.DeliveryStatus.QUEUED and not row["job"]
+        ][:limit]
+
+
+class FakeProgress:
+    def __init__(self, pending: list[progress.RegistrationStep]) -> None:
+        self.pending = pending
+
+    async def record(
+        self,
+        registration_id: uuid.UUID,
+        step: progress.Step,
+        at: datetime,
+        *,
+        will_retry: bool = False,
+        retry_at: datetime | None = None,
+        reason: str | None = None,
+    ) -> None:
+        self.pending.append(
+            progress.RegistrationStep(0, registration_id, step, at, will_retry, retry_at, reason)
+        )
+
+    async def record_verified(self, user_id: uuid.UUID, at: datetime) -> None:
+        raise AssertionError("replaced by FakeUnitOfWork")
+
 
 class FakeOutbox:
     def __init__(self, store: Store, pending: list[emails.EmailRequest]) -> None:
@@ -133,6 +158,12 @@ class FakeOutbox:
 
     async def enqueue(self, request: emails.EmailRequest) -> None:
         self.pending.append(request)
+
+    async def defer(self, delivery_id: uuid.UUID) -> bool:
+        if not self.store.queue_up:
+            return False
+        self.store.deliveries[delivery_id]["job"] = True
+        return True
 
 
 class FakeCooldowns:
@@ -156,11 +187,21 @@ class FakeUnitOfWork:
         self.store = store
         self._emails: list[emails.EmailRequest] = []
         self._cooldowns: dict[str, datetime] = {}
+        self._steps: list[progress.RegistrationStep] = []
+        self.progress = FakeProgress(self._steps)
+        self.progress.record_verified = self._record_verified  # type: ignore[method-assign]
         self.users = FakeUsers(store)
         self.deliveries = FakeDeliveries(store)
         self.outbox = FakeOutbox(store, self._emails)
         self.cooldowns = FakeCooldowns(store, self._cooldowns)
         self.committed = False
+
+    async def _record_verified(self, user_id: uuid.UUID, at: datetime) -> None:
+        registrations = {
+            d["registration_id"] for d in self.store.deliveries.values() if d["user_id"] == user_id
+        }
+        for registration_id in sorted(registrations):
+            await self.progress.record(registration_id, progress.Step.EMAIL_VERIFIED, at)
 
     async def commit(self) -> None:
         for request in self._emails:
@@ -169,16 +210,22 @@ class FakeUnitOfWork:
                 "user_id": request.user_id,
                 "registration_id": request.registration_id,
                 "verification_nonce": request.verification_nonce,
+                "suppressed": request.suppressed,
                 "status": emails.DeliveryStatus.QUEUED,
                 "attempts": 0,
+                "job": self.store.queue_up,
             }
         self.store.cooldowns.update(self._cooldowns)
+        for step in self._steps:
+            self.store.steps.append(dataclasses.replace(step, id=len(self.store.steps) + 1))
         self._emails.clear()
+        self._steps.clear()
         self.committed = True
 
     async def rollback(self) -> None:
         self._emails.clear()
         self._cooldowns.clear()
+        self._steps.clear()
 
 
 class FakeHasher:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 
-from domain import accounts, delivery, emails, errors
+from domain import accounts, delivery, emails, errors, progress
 from tests.unit.fakes import World, world
 
 
@@ -30,7 +31,7 @@ async def emailed_link_token(w: World) -> str:
     """Run the queued deliveries through the courier and return the last link's token."""
     for delivery_id, row in list(w.store.deliveries.items()):
         if row["status"] is emails.DeliveryStatus.QUEUED:
-            await delivery.deliver(delivery_id, w.courier, last_attempt=False)
+            await delivery.deliver(delivery_id, w.courier)
     context = json.loads(w.mailer.sent[-1].content.text)
     return str(context["link"]).split("token=", 1)[1]
 
@@ -103,7 +104,9 @@ async def test_repeated_registration_within_the_cooldown_sends_nothing_more(w: W
     await register(w)
     await register(w)
     await register(w)
-    assert len(deliveries(w)) == 1
+    assert [d["suppressed"] for d in deliveries(w)] == [False, True, True]
+    await emailed_link_token(w)
+    assert len(w.mailer.sent) == 1
 
 
 async def test_verify_email_consumes_the_newest_link_once(w: World) -> None:
@@ -179,9 +182,12 @@ async def test_resend_answers_alike_for_unknown_unverified_and_verified_addresse
     ]
     assert {type(r) for r in results} == {accounts.RegistrationStarted}
     new = list(w.store.deliveries.values())[before:]
-    assert sorted(d["kind"] for d in new) == [
-        emails.EmailKind.ACCOUNT_EXISTS,
-        emails.EmailKind.VERIFY_EMAIL,
+    # The unknown address gets a delivery that sends nothing, so the same
+    # work is done and the same steps can be watched.
+    assert [(d["kind"], d["suppressed"], d["user_id"] is None) for d in new] == [
+        (emails.EmailKind.VERIFY_EMAIL, True, True),
+        (emails.EmailKind.VERIFY_EMAIL, False, False),
+        (emails.EmailKind.ACCOUNT_EXISTS, False, False),
     ]
 
 
@@ -204,25 +210,110 @@ async def test_resend_rejects_an_invalid_address(w: World) -> None:
     assert [p.field for p in caught.value.fields] == ["email"]
 
 
-async def test_sweep_queues_accounts_that_never_had_a_verification_email(w: World) -> None:
-    await register(w, "queued@example.com")
-    await register(w, "lost@example.com")
-    lost = next(u for u in w.store.users.values() if u.email.startswith("lost"))
-    # The delivery of the second registration never made it (queue down).
-    for key, row in list(w.store.deliveries.items()):
-        if row["user_id"] == lost.id:
-            del w.store.deliveries[key]
-    assert await accounts.requeue_missing_verification_emails(w.accounts) == 0  # too recent
-    w.clock.advance(600)
-    assert await accounts.requeue_missing_verification_emails(w.accounts) == 1
-    assert await accounts.requeue_missing_verification_emails(w.accounts) == 0
-    [requeued] = [d for d in w.store.deliveries.values() if d["user_id"] == lost.id]
-    assert requeued["verification_nonce"] == 2
-
-
 async def test_registration_token_identifies_the_registration(w: World) -> None:
     started = await register(w)
     payload = w.signer.unsign(
         accounts.REGISTRATION_PURPOSE, started.registration_token, max_age_seconds=60
     )
     assert uuid.UUID(payload["r"]) == started.registration_id
+
+
+def steps_of(w: World, registration_id: uuid.UUID) -> list[progress.Step]:
+    return [s.step for s in w.store.steps if s.registration_id == registration_id]
+
+
+async def run_jobs(w: World) -> None:
+    for delivery_id, row in list(w.store.deliveries.items()):
+        if row["status"] is emails.DeliveryStatus.QUEUED:
+            await delivery.deliver(delivery_id, w.courier)
+
+
+async def test_a_watcher_sees_the_same_steps_for_new_known_and_cooling_down_addresses(
+    w: World,
+) -> None:
+    new = await register(w, "ann@example.com")
+    await run_jobs(w)
+    known_unverified = await register(w, "ANN@example.com")  # also inside the cooldown
+    w.clock.advance(61)
+    known = await register(w, "ann@example.com")
+    unknown = await accounts.resend_verification_email(
+        accounts.ResendVerificationEmail("nobody@example.com"), w.accounts
+    )
+    await run_jobs(w)
+    queued_sent = [progress.Step.EMAIL_QUEUED, progress.Step.EMAIL_SENT]
+    for started in (new, known_unverified, known, unknown):
+        assert steps_of(w, started.registration_id) == queued_sent
+    assert len(w.mailer.sent) == 2  # the first link, and the one after the cooldown
+
+
+async def test_verification_is_announced_to_every_registration_of_the_account(w: World) -> None:
+    first = await register(w)
+    w.clock.advance(61)
+    second = await register(w)
+    token = await emailed_link_token(w)
+    await accounts.verify_email(accounts.VerifyEmail(token), w.accounts)
+    for started in (first, second):
+        assert steps_of(w, started.registration_id)[-1] is progress.Step.EMAIL_VERIFIED
+
+
+class ListFeed:
+    def __init__(self, steps: list[progress.RegistrationStep]) -> None:
+        self.steps = steps
+        self.followed: list[uuid.UUID] = []
+
+    async def follow(self, registration_id: uuid.UUID) -> AsyncIterator[progress.RegistrationStep]:
+        self.followed.append(registration_id)
+        for step in self.steps:
+            if step.registration_id == registration_id:
+                yield step
+
+
+async def test_watching_follows_only_the_tokens_registration_and_ends_when_verified(
+    w: World,
+) -> None:
+    other = await register(w, "bob@example.com")
+    started = await register(w)
+    await accounts.verify_email(accounts.VerifyEmail(await emailed_link_token(w)), w.accounts)
+    w.store.steps.append(
+        progress.RegistrationStep(
+            99, started.registration_id, progress.Step.EMAIL_SENT, w.clock.now()
+        )
+    )
+    feed = ListFeed(w.store.steps)
+    seen = [
+        s.step
+        for s in [
+            step
+            async for step in accounts.watch_registration(
+                accounts.WatchRegistration(started.registration_token), w.accounts, feed
+            )
+        ]
+    ]
+    assert feed.followed == [started.registration_id] != [other.registration_id]
+    # Ends at the verification: the step recorded after it is never yielded.
+    assert seen[-1] is progress.Step.EMAIL_VERIFIED
+    assert progress.Step.EMAIL_SENT in seen[:-1] and seen.count(progress.Step.EMAIL_SENT) == 1
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "nonsense",
+        f'{accounts.VERIFY_EMAIL_PURPOSE}|9e9|{{"r": "x"}}',
+        f"{accounts.REGISTRATION_PURPOSE}|9e9|{{}}",
+    ],
+)
+async def test_watching_with_a_bad_token_is_refused(w: World, token: str) -> None:
+    steps = accounts.watch_registration(accounts.WatchRegistration(token), w.accounts, ListFeed([]))
+    with pytest.raises(errors.InvalidToken):
+        await anext(steps)
+
+
+async def test_watching_with_an_old_token_is_expired(w: World) -> None:
+    started = await register(w)
+    w.clock.advance(accounts.Policy().registration_token_max_age + 1)
+    steps = accounts.watch_registration(
+        accounts.WatchRegistration(started.registration_token), w.accounts, ListFeed([])
+    )
+    with pytest.raises(errors.ExpiredToken):
+        await anext(steps)

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from domain import accounts, delivery, emails, errors
+from domain import accounts, delivery, emails, errors, progress
 from tests.unit.fakes import World, world
 
 
@@ -24,9 +24,7 @@ async def test_a_queued_email_is_sent_with_a_link_that_verifies(
     queued: tuple[World, uuid.UUID],
 ) -> None:
     w, delivery_id = queued
-    assert (
-        await delivery.deliver(delivery_id, w.courier, last_attempt=False) is delivery.Outcome.SENT
-    )
+    assert await delivery.deliver(delivery_id, w.courier) is delivery.Outcome.SENT
     [sent] = w.mailer.sent
     assert sent.recipient == "ann@example.com"
     link = json.loads(sent.content.text)["link"]
@@ -36,11 +34,8 @@ async def test_a_queued_email_is_sent_with_a_link_that_verifies(
 
 async def test_a_sent_email_is_never_sent_again(queued: tuple[World, uuid.UUID]) -> None:
     w, delivery_id = queued
-    await delivery.deliver(delivery_id, w.courier, last_attempt=False)
-    assert (
-        await delivery.deliver(delivery_id, w.courier, last_attempt=False)
-        is delivery.Outcome.SKIPPED
-    )
+    await delivery.deliver(delivery_id, w.courier)
+    assert await delivery.deliver(delivery_id, w.courier) is delivery.Outcome.SKIPPED
     assert len(w.mailer.sent) == 1
 
 
@@ -50,12 +45,10 @@ async def test_a_transient_failure_is_recorded_and_raised_for_retry(
     w, delivery_id = queued
     w.mailer.failures.append(errors.DeliveryFailure(transient=True, code=451, reason="greylisted"))
     with pytest.raises(errors.EmailDeliveryError):
-        await delivery.deliver(delivery_id, w.courier, last_attempt=False)
+        await delivery.deliver(delivery_id, w.courier)
     row = w.store.deliveries[delivery_id]
     assert (row["status"], row["code"], row["attempts"]) == (emails.DeliveryStatus.QUEUED, 451, 1)
-    assert (
-        await delivery.deliver(delivery_id, w.courier, last_attempt=False) is delivery.Outcome.SENT
-    )
+    assert await delivery.deliver(delivery_id, w.courier) is delivery.Outcome.SENT
     assert w.store.deliveries[delivery_id]["attempts"] == 2
 
 
@@ -64,31 +57,34 @@ async def test_a_permanent_failure_is_not_retried(queued: tuple[World, uuid.UUID
     w.mailer.failures.append(
         errors.DeliveryFailure(transient=False, code=550, reason="no such user")
     )
-    assert (
-        await delivery.deliver(delivery_id, w.courier, last_attempt=False)
-        is delivery.Outcome.FAILED
-    )
+    assert await delivery.deliver(delivery_id, w.courier) is delivery.Outcome.FAILED
     row = w.store.deliveries[delivery_id]
     assert (row["status"], row["code"], row["reason"]) == (
         emails.DeliveryStatus.FAILED,
         550,
         "no such user",
     )
-    assert (
-        await delivery.deliver(delivery_id, w.courier, last_attempt=False)
-        is delivery.Outcome.SKIPPED
-    )
+    assert await delivery.deliver(delivery_id, w.courier) is delivery.Outcome.SKIPPED
 
 
 async def test_a_transient_failure_on_the_last_attempt_fails_for_good(
     queued: tuple[World, uuid.UUID],
 ) -> None:
     w, delivery_id = queued
-    w.mailer.failures.append(errors.DeliveryFailure(transient=True, code=None, reason="timed out"))
-    assert (
-        await delivery.deliver(delivery_id, w.courier, last_attempt=True) is delivery.Outcome.FAILED
-    )
+    courier = dataclasses.replace(w.courier, backoff=delivery.Backoff(max_attempts=2))
+    timeout = errors.DeliveryFailure(transient=True, code=None, reason="timed out")
+    w.mailer.failures += [timeout, timeout]
+    with pytest.raises(errors.EmailDeliveryError) as caught:
+        await delivery.deliver(delivery_id, courier)
+    assert caught.value.retry_at > w.clock.now()
+    assert await delivery.deliver(delivery_id, courier) is delivery.Outcome.FAILED
     assert w.store.deliveries[delivery_id]["status"] is emails.DeliveryStatus.FAILED
+    steps = [(s.step, s.will_retry, s.reason) for s in w.store.steps]
+    assert steps == [
+        (progress.Step.EMAIL_QUEUED, False, None),
+        (progress.Step.EMAIL_FAILED, True, "mail server unreachable"),
+        (progress.Step.EMAIL_FAILED, False, "mail server unreachable"),
+    ]
 
 
 async def test_a_bug_marks_the_delivery_failed_and_is_raised(
@@ -102,7 +98,7 @@ async def test_a_bug_marks_the_delivery_failed_and_is_raised(
 
     broken = dataclasses.replace(w.courier, renderer=BrokenRenderer())
     with pytest.raises(KeyError):
-        await delivery.deliver(delivery_id, broken, last_attempt=False)
+        await delivery.deliver(delivery_id, broken)
     row = w.store.deliveries[delivery_id]
     assert (row["status"], row["reason"]) == (
         emails.DeliveryStatus.FAILED,
@@ -113,10 +109,7 @@ async def test_a_bug_marks_the_delivery_failed_and_is_raised(
 
 async def test_an_unknown_delivery_is_skipped() -> None:
     w = world()
-    assert (
-        await delivery.deliver(uuid.uuid4(), w.courier, last_attempt=False)
-        is delivery.Outcome.SKIPPED
-    )
+    assert await delivery.deliver(uuid.uuid4(), w.courier) is delivery.Outcome.SKIPPED
 
 
 def test_logs_see_only_the_domain_of_an_address() -> None:
@@ -125,3 +118,28 @@ def test_logs_see_only_the_domain_of_an_address() -> None:
         delivery.redact("550 5.1.1 <ann+x@example.com>: unknown; cc bob@mail.example.org")
         == "550 5.1.1 <***@example.com>: unknown; cc ***@mail.example.org"
     )
+
+
+async def test_a_suppressed_delivery_sends_nothing_but_reports_sent() -> None:
+    w = world()
+    started = await accounts.resend_verification_email(
+        accounts.ResendVerificationEmail("nobody@example.com"), w.accounts
+    )
+    [delivery_id] = w.store.deliveries
+    assert await delivery.deliver(delivery_id, w.courier) is delivery.Outcome.SUPPRESSED
+    assert w.mailer.sent == []
+    assert w.store.deliveries[delivery_id]["status"] is emails.DeliveryStatus.SUPPRESSED
+    assert [s.step for s in w.store.steps if s.registration_id == started.registration_id] == [
+        progress.Step.EMAIL_QUEUED,
+        progress.Step.EMAIL_SENT,
+    ]
+
+
+async def test_the_sweep_queues_deliveries_that_got_no_job() -> None:
+    w = world()
+    w.store.queue_up = False
+    await accounts.register(accounts.Register("ann@example.com", "correct horse"), w.accounts)
+    assert await delivery.queue_unqueued(w.courier) == 0  # the queue is still down
+    w.store.queue_up = True
+    assert await delivery.queue_unqueued(w.courier) == 1
+    assert await delivery.queue_unqueued(w.courier) == 0

@@ -57,7 +57,7 @@ def test_every_missing_variable_is_named_at_once() -> None:
         ("WORKER_POLL_SECONDS", "0", "positive"),
         ("EMAIL_SWEEP_CRON", "every minute", "cron expression"),
         ("LOG_LEVEL", "LOUD", "DEBUG, INFO"),
-        ("CORS_ALLOWED_ORIGINS", "app.example.com", "not an origin"),
+        ("ALLOWED_ORIGINS", "app.example.com", "not an origin"),
     ],
 )
 def test_a_bad_value_names_its_variable(name: str, value: str, hint: str) -> None:

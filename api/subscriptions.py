@@ -1,0 +1,91 @@
+"""``registrationEvents``: the steps of one registration, replayed then live."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.types import Info
+
+from api.context import Context
+from domain import accounts, errors, progress
+
+
+@strawberry.type(description="The email was recorded and queued for sending.")
+class EmailQueued:
+    at: datetime
+
+
+@strawberry.type(description="The mail server accepted the email.")
+class EmailSent:
+    at: datetime
+
+
+@strawberry.type(
+    description="Sending failed; `willRetry` says whether it is tried again, and when."
+)
+class EmailDeliveryFailed:
+    at: datetime
+    will_retry: bool
+    retry_at: datetime | None
+    reason: str
+
+
+@strawberry.type(description="The address was verified. The subscription ends after this event.")
+class EmailVerified:
+    at: datetime
+
+
+RegistrationEvent = Annotated[
+    EmailQueued | EmailSent | EmailDeliveryFailed | EmailVerified,
+    strawberry.union("RegistrationEvent"),
+]
+
+
+def _event(step: progress.RegistrationStep) -> RegistrationEvent:
+    match step.step:
+        case progress.Step.EMAIL_QUEUED:
+            return EmailQueued(at=step.at)
+        case progress.Step.EMAIL_SENT:
+            return EmailSent(at=step.at)
+        case progress.Step.EMAIL_FAILED:
+            return EmailDeliveryFailed(
+                at=step.at,
+                will_retry=step.will_retry,
+                retry_at=step.retry_at,
+                reason=step.reason or "delivery failed",
+            )
+        case progress.Step.EMAIL_VERIFIED:
+            return EmailVerified(at=step.at)
+
+
+def _error(error: errors.DomainError, code: str) -> GraphQLError:
+    return GraphQLError(error.message, extensions={"code": code})
+
+
+async def registration_events(
+    info: Info[Context, None], registration_token: str
+) -> AsyncGenerator[RegistrationEvent, None]:
+    steps = accounts.watch_registration(
+        accounts.WatchRegistration(registration_token=registration_token),
+        info.context.accounts,
+        info.context.feed,
+    )
+    try:
+        async for step in steps:
+            yield _event(step)
+    except errors.ExpiredToken as error:
+        raise _error(error, "EXPIRED_TOKEN") from None
+    except errors.InvalidToken:
+        raise GraphQLError(
+            "This registration token is not valid: use the registrationToken that "
+            "register or resendVerificationEmail returned.",
+            extensions={"code": "INVALID_TOKEN"},
+        ) from None
+    except errors.WatchOverflow as error:
+        raise _error(error, "TOO_SLOW") from None
+    finally:
+        await steps.aclose()

@@ -1,0 +1,172 @@
+"""Live registration steps: one LISTEN connection per process, fanned out to watchers.
+
+The database is the truth and notifications are only wake-ups: a watcher
+replays what is recorded, then follows; after the LISTEN connection drops and
+comes back, every watcher re-reads what it may have missed. A watcher has a
+bounded queue; one that falls behind is closed rather than left to grow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Final
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain import errors, progress
+from infra import db, repositories
+
+log = logging.getLogger(__name__)
+
+_RESYNC: Final = object()
+_OVERFLOW: Final = object()
+_COLUMNS = (
+    db.registration_events.c.id,
+    db.registration_events.c.registration_id,
+    db.registration_events.c.step,
+    db.registration_events.c.at,
+    db.registration_events.c.will_retry,
+    db.registration_events.c.retry_at,
+    db.registration_events.c.reason,
+)
+
+
+class _Watcher:
+    def __init__(self, size: int) -> None:
+        self.queue: asyncio.Queue[object] = asyncio.Queue(maxsize=size)
+        self.overflowed = False
+
+    def offer(self, item: object) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            # Free what it holds now and leave one message: it is closed.
+            self.overflowed = True
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(_OVERFLOW)
+
+
+class RegistrationHub:
+    """Implements ``ports.RegistrationFeed`` for one process."""
+
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        engine: AsyncEngine,
+        queue_size: int = 64,
+        max_reconnect_delay: float = 5.0,
+    ) -> None:
+        self.database_url = database_url
+        self.engine = engine
+        self.queue_size = queue_size
+        self.max_reconnect_delay = max_reconnect_delay
+        self.connected = asyncio.Event()
+        self._watchers: dict[uuid.UUID, set[_Watcher]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def watching(self) -> int:
+        return sum(len(w) for w in self._watchers.values())
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._listen(), name="herald-registration-listener")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        self.connected.clear()
+
+    async def _listen(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.database_url, autocommit=True
+                ) as connection:
+                    await connection.execute(f"LISTEN {repositories.CHANNEL}")
+                    self.connected.set()
+                    delay = 0.1
+                    # Steps may have committed while no connection listened.
+                    self._broadcast(_RESYNC)
+                    async for notification in connection.notifies():
+                        await self._dispatch(notification.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "registration listener lost its connection (%s); reconnecting in %.1f s",
+                    type(exc).__name__,
+                    delay,
+                )
+            self.connected.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_reconnect_delay)
+
+    def _broadcast(self, item: object) -> None:
+        for watchers in self._watchers.values():
+            for watcher in watchers:
+                watcher.offer(item)
+
+    async def _dispatch(self, payload: str) -> None:
+        registration, _, event = payload.partition(":")
+        try:
+            watchers = self._watchers.get(uuid.UUID(registration))
+            event_id = int(event)
+        except ValueError:
+            log.warning("ignored a malformed notification on %s", repositories.CHANNEL)
+            return
+        if not watchers:
+            return
+        # Read once per process, however many watchers there are.
+        steps = await self._read(db.registration_events.c.id == event_id)
+        for watcher in list(watchers):
+            for step in steps:
+                watcher.offer(step)
+
+    async def _read(self, condition: sa.ColumnElement[bool]) -> list[progress.RegistrationStep]:
+        statement = sa.select(*_COLUMNS).where(condition).order_by(db.registration_events.c.id)
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(statement)
+            return [repositories.step_from_row(row) for row in rows]
+
+    async def follow(self, registration_id: uuid.UUID) -> AsyncIterator[progress.RegistrationStep]:
+        watcher = _Watcher(self.queue_size)
+        # Listen before reading the history: a step that commits in between is
+        # then both read and queued, and ``seen`` drops the second copy.
+        self._watchers.setdefault(registration_id, set()).add(watcher)
+        seen: set[int] = set()
+        history = db.registration_events.c.registration_id == registration_id
+        try:
+            for step in await self._read(history):
+                seen.add(step.id)
+                yield step
+            while True:
+                item = await watcher.queue.get()
+                if item is _OVERFLOW:
+                    raise errors.WatchOverflow()
+                fresh: list[object] = list(await self._read(history)) if item is _RESYNC else [item]
+                for candidate in fresh:
+                    if (
+                        isinstance(candidate, progress.RegistrationStep)
+                        and candidate.id not in seen
+                    ):
+                        seen.add(candidate.id)
+                        yield candidate
+        finally:
+            watchers = self._watchers.get(registration_id)
+            if watchers is not None:
+                watchers.discard(watcher)
+                if not watchers:
+                    del self._watchers[registration_id]
