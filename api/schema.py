@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -80,14 +81,18 @@ def _unexpected(error: GraphQLError) -> bool:
 
 
 def create_schema(limits: Limits = Limits(), *, mask_errors: bool = True) -> strawberry.Schema:
-    # Factories, as strawberry asks: a fresh extension per request. The parser
-    # and validation caches still share one LRU cache per size across requests.
+    # Factories, as strawberry asks: a fresh extension per request. The limit
+    # rules are built once here: the validation cache is keyed by the rule
+    # classes, and limiters built per request would make every key new.
+    rules = [
+        *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
+    ]
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
-        lambda: QueryDepthLimiter(max_depth=limits.max_depth),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+        lambda: AddValidationRules(rules),
+        lambda: ValidationCache(maxsize=256),
     ]
     if mask_errors:
         extensions.append(

@@ -122,7 +122,7 @@ UnitOfWorkFactory = Callable[[], AbstractAsyncContextManager[UnitOfWork]]
 
 class PasswordHasher(Protocol):
     async def hash(self, password: str) -> str:
-        """Hash off the event loop."""
+        """Hash off the event loop; ``errors.RateLimited`` when too many wait already."""
 
 
 class AddressValidator(Protocol):

@@ -71,6 +71,7 @@ def build(settings: Settings) -> Container:
         time_cost=settings.password_hash_time_cost,
         memory_kib=settings.password_hash_memory_kib,
         threads=settings.password_hash_threads,
+        max_waiting=settings.password_hash_max_waiting,
     )
     service = accounts.Accounts(
         uow=uow,

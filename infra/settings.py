@@ -116,6 +116,10 @@ def _security(raw: str) -> SmtpSecurity:
     raise ValueError("must be none, starttls or tls")
 
 
+# Their values never appear in an error message.
+_SECRET = {"SECRET_KEYS", "SMTP_PASSWORD", "DATABASE_URL"}
+
+
 class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
@@ -130,18 +134,19 @@ class _Reader:
         try:
             return parse(raw)
         except ValueError as exc:
-            self.problems.append(f"{name}={raw[:80]!r} is not valid: {exc}")
+            shown = "(value hidden)" if name in _SECRET else repr(raw[:80])
+            self.problems.append(f"{name}={shown} is not valid: {exc}")
             return default  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str
+    database_url: str = field(repr=False)
     smtp_host: str
     smtp_port: int
     smtp_security: SmtpSecurity
     mail_from: str
-    secret_keys: tuple[str, ...]
+    secret_keys: tuple[str, ...] = field(repr=False)
     public_url: str
     smtp_username: str | None = None
     smtp_password: str | None = field(default=None, repr=False)
@@ -159,6 +164,7 @@ class Settings:
     password_hash_time_cost: int = 3
     password_hash_memory_kib: int = 65536
     password_hash_threads: int = 2
+    password_hash_max_waiting: int = 32
     db_pool_size: int = 10
     graphiql_enabled: bool = False
     debug: bool = False
@@ -210,6 +216,7 @@ class Settings:
             password_hash_threads=r.get(
                 "PASSWORD_HASH_THREADS", _positive_int, max(2, os.cpu_count() or 2)
             ),
+            password_hash_max_waiting=r.get("PASSWORD_HASH_MAX_WAITING", _positive_int, 32),
             db_pool_size=r.get("DB_POOL_SIZE", _positive_int, 10),
             graphiql_enabled=r.get("GRAPHIQL_ENABLED", _bool, False),
             debug=r.get("DEBUG", _bool, False),

@@ -75,3 +75,25 @@ def test_smtp_credentials_come_in_pairs() -> None:
 def test_the_smtp_password_is_not_in_the_repr() -> None:
     settings = Settings.from_env({**VALID, "SMTP_USERNAME": "u", "SMTP_PASSWORD": "hunter2-secret"})
     assert "hunter2-secret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SECRET_KEYS", "k" * 40 + ",short"),
+        ("DATABASE_URL", "mysql://herald:s3cr3t-db-pass@db/herald"),
+    ],
+)
+def test_a_bad_secret_is_named_but_never_shown(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**VALID, name: value})
+    message = str(caught.value)
+    assert name in message and "(value hidden)" in message
+    assert "k" * 40 not in message and "s3cr3t" not in message
+
+
+def test_secrets_are_not_in_the_repr() -> None:
+    settings = Settings.from_env(
+        {**VALID, "DATABASE_URL": "postgresql://herald:s3cr3t-db-pass@db/herald"}
+    )
+    assert "s3cr3t" not in repr(settings) and "a" * 32 not in repr(settings)

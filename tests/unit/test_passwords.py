@@ -1,0 +1,46 @@
+"""argon2id hashing: off the event loop, and bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from argon2 import PasswordHasher
+
+from domain import errors
+from infra.passwords import Argon2Hasher
+
+
+async def test_hashes_are_argon2id_and_made_off_the_event_loop() -> None:
+    hasher = Argon2Hasher(time_cost=1, memory_kib=1024, threads=2)
+    loop_thread = threading.get_ident()
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        hashed = await hasher.hash("correct horse")
+    finally:
+        ticking.cancel()
+        hasher.close()
+    assert hashed.startswith("$argon2id$")
+    assert PasswordHasher().verify(hashed, "correct horse")
+    assert ticks > 0 and threading.get_ident() == loop_thread
+
+
+async def test_past_the_waiting_limit_a_hash_is_refused_not_queued() -> None:
+    hasher = Argon2Hasher(time_cost=2, memory_kib=65536, threads=1, max_waiting=1)
+    try:
+        outcomes = await asyncio.gather(
+            *(hasher.hash(f"password {n}") for n in range(5)), return_exceptions=True
+        )
+    finally:
+        hasher.close()
+    refused = [o for o in outcomes if isinstance(o, errors.RateLimited)]
+    assert len(refused) == 3 and all(o.retry_after_seconds == 1 for o in refused)
+    assert sum(isinstance(o, str) for o in outcomes) == 2
