@@ -10,6 +10,7 @@ from datetime import datetime
 
 import httpx
 import pytest
+import websockets
 
 from domain import accounts, progress
 from infra import bootstrap
@@ -206,3 +207,38 @@ async def test_a_subscriber_that_falls_behind_is_cut_off_and_others_are_not(
     finally:
         slow.close()
     assert httpx.get(f"{herald.base_url}/healthz", timeout=10).status_code == 200
+
+
+async def test_websocket_limits_from_configuration(start_herald: StartHerald) -> None:
+    herald = start_herald(
+        worker=False,
+        WS_MAX_SUBSCRIPTIONS=2,
+        WS_CONNECTION_INIT_TIMEOUT=1,
+        ALLOWED_ORIGINS="https://app.example.com",
+    )
+    token = register(herald, "jo@example.com")
+    # A third subscription on one connection is refused; the first two go on.
+    async with session(herald.base_url) as ws:
+        first, second = await ws.subscribe(token), await ws.subscribe(token)
+        third = await ws.subscribe(token)
+        replies = {}
+        for _ in range(3):
+            message = await ws.receive(timeout=10)
+            replies[message["id"]] = message
+        assert replies[third]["type"] == "error"
+        assert replies[third]["payload"][0]["message"] == "Subscription limit reached"
+        for operation in (first, second):
+            event = replies[operation]["payload"]["data"]["registrationEvents"]
+            assert event["__typename"] == "EmailQueued"
+    # A connection that never says connection_init is closed.
+    async with session(herald.base_url, init=False) as idle:
+        with pytest.raises(websockets.ConnectionClosed) as caught:
+            await idle.receive(timeout=10)
+        assert caught.value.rcvd is not None and caught.value.rcvd.code == 4408
+    # A browser page from an unlisted origin cannot open one; a listed one can.
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with session(herald.base_url, origin="https://evil.example.net"):
+            pass
+    assert refused.value.response.status_code == 403
+    async with session(herald.base_url, origin="https://app.example.com") as allowed:
+        assert await allowed.collect(await allowed.subscribe(token), 1) == ["EmailQueued"]
