@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Protocol
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -19,6 +20,7 @@ from api import pages
 from api.context import Context
 from api.limits import BodySizeLimit
 from api.schema import Limits, create_schema
+from domain import accounts
 from infra import bootstrap
 from infra.settings import Settings
 
@@ -40,11 +42,54 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "database unavailable"}, status_code=503)
 
 
+class CaughtMessage(Protocol):
+    @property
+    def recipients(self) -> Sequence[str]: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def received_at(self) -> str: ...
+    @property
+    def message_id(self) -> str: ...
+
+
+def _mailbox_routes(mailbox: Callable[[], Sequence[CaughtMessage]]) -> list[BaseRoute]:
+    """``herald dev``'s mailbox: the page, and the messages it lists as JSON."""
+    tokens: dict[str, str | None] = {}
+
+    async def messages(request: Request) -> JSONResponse:
+        container: bootstrap.Container = request.app.state.container
+        listed = []
+        for message in mailbox():
+            if message.message_id not in tokens:
+                tokens[message.message_id] = await accounts.watch_token_for_message(
+                    message.message_id, container.accounts
+                )
+            listed.append(
+                {
+                    "id": message.message_id,
+                    "to": list(message.recipients),
+                    "subject": message.subject,
+                    "receivedAt": message.received_at,
+                    "text": message.text,
+                    "registrationToken": tokens[message.message_id],
+                }
+            )
+        return JSONResponse(listed, headers={"Cache-Control": "no-store"})
+
+    return [
+        Route("/dev/mail", pages.mailbox_page, methods=["GET"]),
+        Route("/dev/mail.json", messages, methods=["GET"]),
+    ]
+
+
 def create_app(
     settings: Settings,
     *,
     container: bootstrap.Container | None = None,
-    mailbox: Callable[[], Sequence[pages.CaughtMessage]] | None = None,
+    mailbox: Callable[[], Sequence[CaughtMessage]] | None = None,
 ) -> Starlette:
     """The ASGI app. Builds its container in the lifespan unless one is given
     (``herald dev`` shares one container between the API and the worker)."""
@@ -87,12 +132,7 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
     ]
     if mailbox is not None:
-        messages = mailbox
-
-        async def dev_mail(request: Request) -> HTMLResponse:
-            return pages.mailbox_page(messages())
-
-        routes.append(Route("/dev/mail", dev_mail, methods=["GET"]))
+        routes += _mailbox_routes(mailbox)
     middleware: list[Middleware] = [Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)]
     if settings.allowed_origins:
         # Sign-up screens served from another origin; no cookies are used, so

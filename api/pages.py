@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
-import re
-from collections.abc import Sequence
-from typing import Protocol
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -16,6 +12,26 @@ _VERIFY_SCRIPT = """
 const token = new URLSearchParams(location.search).get("token") || "";
 const button = document.getElementById("verify");
 const result = document.getElementById("result");
+const resend = document.getElementById("resend");
+resend.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const email = document.getElementById("email").value;
+  const sent = document.getElementById("resent");
+  const body = await (await fetch("graphql", {
+    method: "POST",
+    headers: {"content-type": "application/json"},
+    body: JSON.stringify({
+      query: `mutation Resend($email: String!) { resendVerificationEmail(email: $email) {
+        __typename ... on InvalidInput { message } ... on RateLimited { message } } }`,
+      variables: {email},
+    }),
+  })).json();
+  const outcome = body.data && body.data.resendVerificationEmail;
+  sent.textContent = !outcome ? "Could not reach the server; try again."
+    : outcome.__typename === "ResendVerificationEmailSuccess"
+      ? "If this address has an account waiting for confirmation, a new link is on its way."
+      : outcome.message;
+});
 const query = `mutation Verify($token: String!) {
   verifyEmail(token: $token) {
     __typename
@@ -41,6 +57,7 @@ button.addEventListener("click", async () => {
     result.textContent = outcome.__typename === "VerifyEmailSuccess"
       ? `Thank you: ${outcome.user.email} is confirmed.`
       : outcome.message;
+    resend.hidden = outcome.__typename === "VerifyEmailSuccess";
   } catch (error) {
     button.disabled = false;
     result.dataset.outcome = "error";
@@ -65,6 +82,7 @@ body {{ font-family: system-ui, sans-serif; max-width: 32rem; margin: 4rem auto;
 button {{ font-size: 1rem; padding: .75rem 1.25rem; border-radius: .4rem; border: 0; background: #0a66c2; color: #fff; cursor: pointer; }}
 button:disabled {{ background: #8aa; cursor: default; }}
 #result {{ margin-top: 1.5rem; min-height: 1.5rem; }}
+input {{ font-size: 1rem; padding: .6rem; width: 16rem; margin-right: .5rem; }}
 </style>
 </head>
 <body>
@@ -72,6 +90,12 @@ button:disabled {{ background: #8aa; cursor: default; }}
 <p>Press the button to confirm your address. Opening this page alone changes nothing.</p>
 <button id="verify" type="button">Confirm my address</button>
 <p id="result" role="status" aria-live="polite"></p>
+<form id="resend" hidden>
+<p>Need a new link? Enter your address:</p>
+<input id="email" type="email" required autocomplete="email">
+<button type="submit">Send a new link</button>
+<p id="resent" role="status" aria-live="polite"></p>
+</form>
 <script>{_VERIFY_SCRIPT}</script>
 </body>
 </html>
@@ -97,46 +121,116 @@ async def verify_email_page(request: Request) -> HTMLResponse:
     return HTMLResponse(_VERIFY_PAGE, headers=_VERIFY_HEADERS)
 
 
-class CaughtMessage(Protocol):
-    @property
-    def recipients(self) -> Sequence[str]: ...
-    @property
-    def subject(self) -> str: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def received_at(self) -> str: ...
+_MAILBOX_SCRIPT = """
+const list = document.getElementById("messages");
+const count = document.getElementById("count");
+const shown = new Set();
+const labels = {EmailQueued: "queued", EmailSent: "sent", EmailDeliveryFailed: "failed",
+                EmailVerified: "verified"};
+let socket = null, ready = null, next = 0;
+const watchers = {};
 
+function connect() {
+  socket = new WebSocket(location.origin.replace(/^http/, "ws") + "/graphql", "graphql-transport-ws");
+  ready = new Promise((resolve) => {
+    socket.onopen = () => socket.send(JSON.stringify({type: "connection_init", payload: {}}));
+    socket.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      if (message.type === "connection_ack") resolve();
+      if (message.type === "ping") socket.send(JSON.stringify({type: "pong"}));
+      if (message.type === "next" && watchers[message.id]) {
+        const data = message.payload.data && message.payload.data.registrationEvents;
+        if (data) watchers[message.id](data);
+      }
+    };
+  });
+}
 
-_URL = re.compile(r"https?://[^\s<>\"]+")
+async function watch(token, badge) {
+  if (!socket) connect();
+  await ready;
+  const id = String(++next);
+  watchers[id] = (event) => {
+    let text = labels[event.__typename] || event.__typename;
+    if (event.__typename === "EmailDeliveryFailed" && event.willRetry) text = "failed, retrying";
+    badge.textContent = text;
+    badge.dataset.step = event.__typename;
+  };
+  socket.send(JSON.stringify({id, type: "subscribe", payload: {
+    query: `subscription($t: String!) { registrationEvents(registrationToken: $t) {
+      __typename ... on EmailDeliveryFailed { willRetry } } }`,
+    variables: {t: token}}}));
+}
 
+function linkify(parent, text) {
+  const url = /https?:\\/\\/[^\\s<>"]+/g;
+  let last = 0, match;
+  while ((match = url.exec(text)) !== null) {
+    parent.append(text.slice(last, match.index));
+    const a = document.createElement("a");
+    a.href = match[0];
+    a.textContent = match[0];
+    parent.append(a);
+    last = match.index + match[0].length;
+  }
+  parent.append(text.slice(last));
+}
 
-def _linkify(text: str) -> str:
-    out: list[str] = []
-    last = 0
-    for match in _URL.finditer(text):
-        out.append(html.escape(text[last : match.start()]))
-        url = html.escape(match.group(0))
-        out.append(f'<a href="{url}">{url}</a>')
-        last = match.end()
-    out.append(html.escape(text[last:]))
-    return "".join(out)
+async function refresh() {
+  try {
+    const messages = await (await fetch("/dev/mail.json", {cache: "no-store"})).json();
+    count.textContent = messages.length;
+    for (const m of messages) {
+      if (shown.has(m.id)) continue;
+      shown.add(m.id);
+      const article = document.createElement("article");
+      const title = document.createElement("h2");
+      title.textContent = m.subject + " ";
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      badge.textContent = m.registrationToken ? "…" : "";
+      title.append(badge);
+      const meta = document.createElement("p");
+      meta.className = "meta";
+      meta.textContent = `To ${m.to.join(", ")} at ${m.receivedAt}`;
+      const body = document.createElement("pre");
+      linkify(body, m.text);
+      article.append(title, meta, body);
+      list.prepend(article);
+      document.getElementById("empty").hidden = true;
+      if (m.registrationToken) watch(m.registrationToken, badge);
+    }
+  } finally {
+    setTimeout(refresh, 1000);
+  }
+}
+refresh();
+"""
 
-
-def mailbox_page(messages: Sequence[CaughtMessage]) -> HTMLResponse:
-    items = "".join(
-        f"<article><h2>{html.escape(m.subject)}</h2>"
-        f"<p class=meta>To {html.escape(', '.join(m.recipients))} at {html.escape(m.received_at)}</p>"
-        f"<pre>{_linkify(m.text)}</pre></article>"
-        for m in reversed(messages)
-    )
-    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="refresh" content="5"><title>Herald dev mailbox</title>
+_MAILBOX_PAGE = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Herald dev mailbox</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem}}
 article{{border:1px solid #ddd;border-radius:.4rem;padding:0 1rem;margin:1rem 0}}
-.meta{{color:#666;font-size:.9rem}} pre{{white-space:pre-wrap}}</style></head>
-<body><h1>Mailbox ({len(messages)})</h1>
-<p>Every email Herald sent while <code>herald dev</code> runs; this page refreshes itself.</p>
-{items or "<p>No email yet: run the register mutation in <a href='/graphql'>GraphiQL</a>.</p>"}
+.meta{{color:#666;font-size:.9rem}} pre{{white-space:pre-wrap;overflow-wrap:anywhere}}
+.badge{{font-size:.8rem;font-weight:normal;border-radius:1rem;padding:.15rem .6rem;background:#eee;vertical-align:middle}}
+.badge[data-step=EmailSent]{{background:#def}} .badge[data-step=EmailVerified]{{background:#dfd}}
+.badge[data-step=EmailDeliveryFailed]{{background:#fdd}}</style></head>
+<body><h1>Mailbox (<span id="count">0</span>)</h1>
+<p>Every email Herald sent while <code>herald dev</code> runs, newest first. Each one's
+registration is followed live: <em>sent</em> turns to <em>verified</em> when its link is used.</p>
+<p id="empty">No email yet: run the register mutation in <a href="/graphql">GraphiQL</a>.</p>
+<div id="messages"></div>
+<script>{_MAILBOX_SCRIPT}</script>
 </body></html>"""
-    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+_MAILBOX_HEADERS = {
+    "Content-Security-Policy": (
+        f"default-src 'none'; script-src '{_script_hash(_MAILBOX_SCRIPT)}'; "
+        "style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "Cache-Control": "no-store",
+}
+
+
+async def mailbox_page(request: Request) -> HTMLResponse:
+    return HTMLResponse(_MAILBOX_PAGE, headers=_MAILBOX_HEADERS)

@@ -173,6 +173,19 @@ async def resend_verification_email(
     return _started(accounts, registration_id)
 
 
+async def watch_token_for_message(message_id: str, accounts: Accounts) -> str | None:
+    """A registration token for the registration that sent this message.
+
+    For ``herald dev``'s mailbox only, which shows each caught message's
+    registration live: whoever reads the mailbox there owns every address.
+    """
+    async with accounts.uow() as uow:
+        registration_id = await uow.deliveries.registration_of(message_id)
+    if registration_id is None:
+        return None
+    return _started(accounts, registration_id).registration_token
+
+
 async def watch_registration(
     command: WatchRegistration, accounts: Accounts, feed: ports.RegistrationFeed
 ) -> AsyncGenerator[progress.RegistrationStep, None]:

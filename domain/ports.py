@@ -50,6 +50,9 @@ class DeliveryRepository(Protocol):
 
     async def mark_suppressed(self, delivery_id: uuid.UUID, now: datetime) -> None: ...
 
+    async def registration_of(self, message_id: str) -> uuid.UUID | None:
+        """The registration a sent message belongs to, by its Message-ID."""
+
     async def unqueued(self, *, created_before: datetime, limit: int) -> list[uuid.UUID]:
         """Deliveries recorded but never given a job (queue down or disabled)."""
 

@@ -180,6 +180,11 @@ class SqlDeliveryRepository:
     async def mark_suppressed(self, delivery_id: uuid.UUID, now: datetime) -> None:
         await self._set(delivery_id, status=emails.DeliveryStatus.SUPPRESSED, updated_at=now)
 
+    async def registration_of(self, message_id: str) -> uuid.UUID | None:
+        t = db.email_deliveries
+        statement = sa.select(t.c.registration_id).where(t.c.message_id == message_id)
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
     async def unqueued(self, *, created_before: datetime, limit: int) -> list[uuid.UUID]:
         t = db.email_deliveries
         statement = (

@@ -9,15 +9,17 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from infra import devmail
 from tests.e2e.conftest import HERALD
 from tests.e2e.test_signup import REGISTER, VERIFY
+from tests.e2e.wsclient import session
 
 
-def test_dev_runs_the_whole_flow_on_one_machine_and_stops_cleanly(tmp_path: Path) -> None:
+async def test_dev_runs_the_whole_flow_on_one_machine_and_stops_cleanly(tmp_path: Path) -> None:
     port = devmail.free_port()
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SMTP_HOST"}}
@@ -51,16 +53,25 @@ def test_dev_runs_the_whole_flow_on_one_machine_and_stops_cleanly(tmp_path: Path
         registered = httpx.post(f"{base}/graphql", json=query, timeout=30).json()
         assert registered["data"]["register"]["__typename"] == "RegisterSuccess"
 
-        token = None
-        while token is None:
-            mailbox = httpx.get(f"{base}/dev/mail", timeout=10).text
-            found = re.search(r'href="[^"]*/verify-email\?token=([^"]+)"', mailbox)
-            token = found.group(1) if found else None
-            assert time.monotonic() < deadline + 30, mailbox
+        page = httpx.get(f"{base}/dev/mail", timeout=10)
+        assert page.status_code == 200 and "Mailbox" in page.text
+        messages: list[dict[str, Any]] = []
+        while not messages:
+            messages = httpx.get(f"{base}/dev/mail.json", timeout=10).json()
+            assert time.monotonic() < deadline + 30
             time.sleep(0.2)
-        verify = {"query": VERIFY, "variables": {"token": token}}
-        verified = httpx.post(f"{base}/graphql", json=verify, timeout=30).json()
-        assert verified["data"]["verifyEmail"]["__typename"] == "VerifyEmailSuccess"
+        [message] = messages
+        assert message["to"] == ["ann@example.com"]
+        found = re.search(r"/verify-email\?token=(\S+)", message["text"])
+        assert found is not None, message["text"]
+        # The mailbox follows the message's registration, as its page does.
+        async with session(base) as ws:
+            operation = await ws.subscribe(message["registrationToken"])
+            assert await ws.collect(operation, 2) == ["EmailQueued", "EmailSent"]
+            verify = {"query": VERIFY, "variables": {"token": found.group(1)}}
+            verified = httpx.post(f"{base}/graphql", json=verify, timeout=30).json()
+            assert verified["data"]["verifyEmail"]["__typename"] == "VerifyEmailSuccess"
+            assert await ws.collect(operation, 1) == ["EmailVerified"]
     finally:
         dev.send_signal(signal.SIGINT)
         try:

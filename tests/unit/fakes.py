@@ -121,6 +121,12 @@ class FakeDeliveries:
     async def mark_suppressed(self, delivery_id: uuid.UUID, now: datetime) -> None:
         self.store.deliveries[delivery_id].update(status=emails.DeliveryStatus.SUPPRESSED)
 
+    async def registration_of(self, message_id: str) -> uuid.UUID | None:
+        for key, row in self.store.deliveries.items():
+            if f"<{key}@test>" == message_id:
+                return uuid.UUID(str(row["registration_id"]))
+        return None
+
     async def unqueued(self, *, created_before: datetime, limit: int) -> list[uuid.UUID]:
         return [
             key

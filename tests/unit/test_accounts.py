@@ -317,3 +317,13 @@ async def test_watching_with_an_old_token_is_expired(w: World) -> None:
     )
     with pytest.raises(errors.ExpiredToken):
         await anext(steps)
+
+
+async def test_the_dev_mailbox_can_watch_the_registration_of_a_message(w: World) -> None:
+    started = await register(w)
+    [delivery_id] = w.store.deliveries
+    token = await accounts.watch_token_for_message(f"<{delivery_id}@test>", w.accounts)
+    assert token is not None
+    payload = w.signer.unsign(accounts.REGISTRATION_PURPOSE, token, max_age_seconds=60)
+    assert payload["r"] == str(started.registration_id)
+    assert await accounts.watch_token_for_message("<unknown@test>", w.accounts) is None
