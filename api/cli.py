@@ -61,6 +61,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ws_max_size=settings.max_request_bytes,
         ws_ping_interval=settings.ws_keepalive_seconds,
         ws_ping_timeout=settings.ws_keepalive_seconds * 2,
+        # Events are a few hundred bytes: compressing each costs more CPU per
+        # subscriber than it saves on the wire.
+        ws_per_message_deflate=False,
         log_level=settings.log_level.lower(),
         proxy_headers=True,
     )

@@ -49,7 +49,12 @@ async def _serve_all(
     )
     server = _Server(
         uvicorn.Config(
-            app, host=host, port=port, log_level="info", ws_max_size=settings.max_request_bytes
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            ws_max_size=settings.max_request_bytes,
+            ws_per_message_deflate=False,
         )
     )
     logs.configure(settings.log_level)

@@ -1,0 +1,1 @@
+"""Herald's benchmarks: ratios against a baseline measured in the same run."""
