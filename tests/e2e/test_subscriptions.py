@@ -4,7 +4,6 @@ processes, a real SMTP sink and real WebSocket clients in both protocols."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from datetime import datetime
 
@@ -17,7 +16,7 @@ from infra import bootstrap
 from infra.tokens import TokenSigner
 from tests import support
 from tests.e2e.conftest import Herald, ScriptedSink, StartHerald
-from tests.e2e.test_signup import REGISTER, VERIFY, link_in
+from tests.e2e.test_signup import REGISTER, VERIFY, delivery_row, link_in
 from tests.e2e.wsclient import LEGACY_WS, StalledReader, SubscriptionError, session
 
 
@@ -59,7 +58,8 @@ async def test_a_late_subscriber_gets_the_steps_so_far_in_order(
     herald = start_herald()
     token = register(herald, "bob@example.com")
     sink.wait_for(1)
-    time.sleep(0.3)  # the worker records "sent" just after the sink has the message
+    # Subscribe only once both steps are recorded: they must come from the replay.
+    assert delivery_row(herald, "bob@example.com")[0] == "sent"
     async with session(herald.base_url) as ws:
         assert await ws.collect(await ws.subscribe(token), 2) == ["EmailQueued", "EmailSent"]
 
