@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,9 +32,14 @@ class ScriptedSink(devmail.MailCatcher):
         super().__init__()
         self.script: list[str] = []
         self.attempts = 0
+        self.hold_seconds = 0.0  # how long to keep each message before answering
+        self.receiving = threading.Event()
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.attempts += 1
+        self.receiving.set()
+        if self.hold_seconds:
+            await asyncio.sleep(self.hold_seconds)
         if self.script:
             return self.script.pop(0)
         return await super().handle_DATA(server, session, envelope)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import httpx
@@ -185,3 +186,17 @@ def test_tokens_stay_out_of_the_access_log(start_herald: StartHerald, sink: Scri
     assert '"GET /verify-email HTTP/1.1" 200' in log
     assert token not in log and token not in herald.log("worker")
     assert "correct horse" not in log and "gil@example.com" not in herald.log("worker")
+
+
+def test_sigterm_lets_the_worker_finish_the_email_it_is_sending(
+    start_herald: StartHerald, sink: ScriptedSink
+) -> None:
+    sink.hold_seconds = 2.0
+    herald = start_herald()
+    herald.graphql(REGISTER, {"email": "hal@example.com", "password": "correct horse"})
+    assert sink.receiving.wait(30)
+    worker = herald.processes["worker"]
+    worker.send_signal(signal.SIGTERM)  # while the server still holds the message
+    assert worker.wait(timeout=30) == 0
+    assert [m.recipients for m in sink.messages] == [("hal@example.com",)]
+    assert delivery_row(herald, "hal@example.com")[:2] == ("sent", 1)

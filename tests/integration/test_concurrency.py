@@ -115,3 +115,20 @@ async def test_a_delivery_claimed_twice_is_sent_once(
         conn.execute("UPDATE email_deliveries SET status = 'sent' WHERE id = %s", (delivery_id,))
     outcome = await delivery.deliver(delivery_id, container.courier)
     assert outcome is delivery.Outcome.SKIPPED
+
+
+async def test_a_non_ascii_address_registers_and_verifies(
+    container: bootstrap.Container, database_url: str
+) -> None:
+    await accounts.register(
+        accounts.Register("Élodie@Exemple.fr", "correct horse"), container.accounts
+    )
+    token = link_token(container, database_url)
+    user = await accounts.verify_email(accounts.VerifyEmail(token), container.accounts)
+    assert user.email == "Élodie@exemple.fr" and user.email_verified
+    # The same address again, in another case: the same account.
+    await accounts.register(
+        accounts.Register("Élodie@EXEMPLE.FR", "correct horse"), container.accounts
+    )
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (1,)
