@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
-from api import pages
+from api import fanout, pages
 from api.context import Context
 from api.limits import BodySizeLimit
 from api.schema import Limits, create_schema
@@ -26,6 +26,11 @@ from infra.settings import Settings
 
 
 class HeraldGraphQL(GraphQL[Context, None]):
+    _encoder = fanout.NextMessageEncoder()
+
+    def encode_json(self, data: object) -> str:
+        return self._encoder.encode(data)
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
-    MaskErrors,
     MaxAliasesLimiter,
-    MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
 )
 
-from api import subscriptions, types
+from api import fanout, subscriptions, types
 from api.mutations import register, resend_verification_email, verify_email
 from domain import users
 
@@ -72,6 +70,19 @@ class Limits:
     max_aliases: int = 15
 
 
+class _Limits(AddValidationRules):
+    """The token limit (as ``MaxTokensLimiter``) and the limit rules, as one
+    extension: every extension costs a little on each subscription event."""
+
+    def __init__(self, rules: list[type[ASTValidationRule]], *, max_tokens: int) -> None:
+        super().__init__(rules)
+        self.max_tokens = max_tokens
+
+    def on_operation(self) -> Iterator[None]:
+        self.execution_context.parse_options["max_tokens"] = self.max_tokens
+        yield from super().on_operation()
+
+
 def _unexpected(error: GraphQLError) -> bool:
     # Syntax, validation and limit errors carry no original exception and are
     # the client's to read; anything raised inside a resolver is a server
@@ -90,17 +101,20 @@ def create_schema(limits: Limits = Limits(), *, mask_errors: bool = True) -> str
     ]
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         lambda: ParserCache(maxsize=256),
-        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: AddValidationRules(rules),
+        lambda: _Limits(rules, max_tokens=limits.max_tokens),
         lambda: ValidationCache(maxsize=256),
     ]
     if mask_errors:
         extensions.append(
-            lambda: MaskErrors(
+            lambda: fanout.LightMaskErrors(
                 should_mask_error=_unexpected,
                 error_message="Internal server error; the request was not completed.",
             )
         )
     return strawberry.Schema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        execution_context_class=fanout.SharedEventExecutionContext,
     )

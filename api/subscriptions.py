@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from datetime import datetime
 from typing import Annotated
 
@@ -10,6 +12,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.types import Info
 
+from api import fanout
 from api.context import Context
 from domain import accounts, errors, progress
 
@@ -45,7 +48,21 @@ RegistrationEvent = Annotated[
 ]
 
 
+# The hub gives all local watchers of a registration the same step object:
+# converting it once lets their executions be shared (see api.fanout).
+_EVENTS: weakref.WeakKeyDictionary[progress.RegistrationStep, RegistrationEvent] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _event(step: progress.RegistrationStep) -> RegistrationEvent:
+    event = _EVENTS.get(step)
+    if event is None:
+        event = _EVENTS[step] = fanout.shareable(_convert(step))
+    return event
+
+
+def _convert(step: progress.RegistrationStep) -> RegistrationEvent:
     match step.step:
         case progress.Step.EMAIL_QUEUED:
             return EmailQueued(at=step.at)
@@ -69,14 +86,15 @@ def _error(error: errors.DomainError, code: str) -> GraphQLError:
 async def registration_events(
     info: Info[Context, None], registration_token: str
 ) -> AsyncGenerator[RegistrationEvent, None]:
-    steps = accounts.watch_registration(
-        accounts.WatchRegistration(registration_token=registration_token),
-        info.context.accounts,
-        info.context.feed,
-    )
     try:
-        async for step in steps:
-            yield _event(step)
+        steps = await accounts.watch_registration(
+            accounts.WatchRegistration(registration_token=registration_token),
+            info.context.accounts,
+            info.context.feed,
+        )
+        async with aclosing(steps):  # unregisters the watcher when the client leaves
+            async for step in steps:
+                yield _event(step)
     except errors.ExpiredToken as error:
         raise _error(error, "EXPIRED_TOKEN") from None
     except errors.InvalidToken:
@@ -87,5 +105,3 @@ async def registration_events(
         ) from None
     except errors.WatchOverflow as error:
         raise _error(error, "TOO_SLOW") from None
-    finally:
-        await steps.aclose()

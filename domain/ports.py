@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -86,9 +86,10 @@ class RegistrationLog(Protocol):
 
 
 class RegistrationFeed(Protocol):
-    def follow(self, registration_id: uuid.UUID) -> AsyncIterator[progress.RegistrationStep]:
+    def follow(self, registration_id: uuid.UUID) -> AsyncGenerator[progress.RegistrationStep, None]:
         """Every step of the registration: those recorded so far, in order, then
-        each new one as it commits. Never misses a step, never repeats one."""
+        each new one as it commits, ending after a final step (``step.final``).
+        Never misses a step, never repeats one."""
 
 
 class Cooldowns(Protocol):

@@ -9,13 +9,15 @@ bounded queue; one that falls behind is closed rather than left to grow.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from typing import Final
+from collections.abc import AsyncGenerator
+from typing import Any, Final
 
 import psycopg
 import sqlalchemy as sa
+from psycopg.rows import namedtuple_row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain import errors, progress
@@ -36,22 +38,42 @@ _COLUMNS = (
 )
 
 
+_ONE_STEP = (
+    "SELECT id, registration_id, step, at, will_retry, retry_at, reason"
+    " FROM registration_events WHERE id = %s"
+)
+
+
 class _Watcher:
+    """A bounded queue for one watcher (lighter than ``asyncio.Queue``, whose
+    per-call loop lookups showed in the fan-out profile)."""
+
     def __init__(self, size: int) -> None:
-        self.queue: asyncio.Queue[object] = asyncio.Queue(maxsize=size)
+        self.size = size
+        self.items: collections.deque[object] = collections.deque()
+        self.waiter: asyncio.Future[None] | None = None
         self.overflowed = False
 
     def offer(self, item: object) -> None:
         if self.overflowed:
             return
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
+        if len(self.items) >= self.size:
             # Free what it holds now and leave one message: it is closed.
             self.overflowed = True
-            while not self.queue.empty():
-                self.queue.get_nowait()
-            self.queue.put_nowait(_OVERFLOW)
+            self.items.clear()
+            item = _OVERFLOW
+        self.items.append(item)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def get(self) -> object:
+        while not self.items:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        return self.items.popleft()
 
 
 class RegistrationHub:
@@ -92,16 +114,23 @@ class RegistrationHub:
         delay = 0.1
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(
-                    self.database_url, autocommit=True
-                ) as connection:
+                async with (
+                    await psycopg.AsyncConnection.connect(
+                        self.database_url, autocommit=True
+                    ) as connection,
+                    # A second connection of its own reads each announced step:
+                    # the first is busy listening, and the pool is the requests'.
+                    await psycopg.AsyncConnection.connect(
+                        self.database_url, autocommit=True, row_factory=namedtuple_row
+                    ) as reader,
+                ):
                     await connection.execute(f"LISTEN {repositories.CHANNEL}")
                     self.connected.set()
                     delay = 0.1
                     # Steps may have committed while no connection listened.
                     self._broadcast(_RESYNC)
                     async for notification in connection.notifies():
-                        await self._dispatch(notification.payload)
+                        await self._dispatch(notification.payload, reader)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -119,7 +148,7 @@ class RegistrationHub:
             for watcher in watchers:
                 watcher.offer(item)
 
-    async def _dispatch(self, payload: str) -> None:
+    async def _dispatch(self, payload: str, reader: psycopg.AsyncConnection[Any]) -> None:
         registration, _, event = payload.partition(":")
         try:
             watchers = self._watchers.get(uuid.UUID(registration))
@@ -130,7 +159,8 @@ class RegistrationHub:
         if not watchers:
             return
         # Read once per process, however many watchers there are.
-        steps = await self._read(db.registration_events.c.id == event_id)
+        cursor = await reader.execute(_ONE_STEP, (event_id,), prepare=True)
+        steps = [repositories.step_from_row(row) for row in await cursor.fetchall()]
         for watcher in list(watchers):
             for step in steps:
                 watcher.offer(step)
@@ -141,7 +171,9 @@ class RegistrationHub:
             rows = await connection.execute(statement)
             return [repositories.step_from_row(row) for row in rows]
 
-    async def follow(self, registration_id: uuid.UUID) -> AsyncIterator[progress.RegistrationStep]:
+    async def follow(
+        self, registration_id: uuid.UUID
+    ) -> AsyncGenerator[progress.RegistrationStep, None]:
         watcher = _Watcher(self.queue_size)
         # Listen before reading the history: a step that commits in between is
         # then both read and queued, and ``seen`` drops the second copy.
@@ -152,8 +184,10 @@ class RegistrationHub:
             for step in await self._read(history):
                 seen.add(step.id)
                 yield step
+                if step.final:
+                    return
             while True:
-                item = await watcher.queue.get()
+                item = await watcher.get()
                 if item is _OVERFLOW:
                     raise errors.WatchOverflow()
                 fresh: list[object] = list(await self._read(history)) if item is _RESYNC else [item]
@@ -164,6 +198,8 @@ class RegistrationHub:
                     ):
                         seen.add(candidate.id)
                         yield candidate
+                        if candidate.final:
+                            return
         finally:
             watchers = self._watchers.get(registration_id)
             if watchers is not None:

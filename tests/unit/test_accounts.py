@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import pytest
 
@@ -261,11 +261,15 @@ class ListFeed:
         self.steps = steps
         self.followed: list[uuid.UUID] = []
 
-    async def follow(self, registration_id: uuid.UUID) -> AsyncIterator[progress.RegistrationStep]:
+    async def follow(
+        self, registration_id: uuid.UUID
+    ) -> AsyncGenerator[progress.RegistrationStep, None]:
         self.followed.append(registration_id)
         for step in self.steps:
             if step.registration_id == registration_id:
                 yield step
+                if step.final:
+                    return
 
 
 async def test_watching_follows_only_the_tokens_registration_and_ends_when_verified(
@@ -284,7 +288,7 @@ async def test_watching_follows_only_the_tokens_registration_and_ends_when_verif
         s.step
         for s in [
             step
-            async for step in accounts.watch_registration(
+            async for step in await accounts.watch_registration(
                 accounts.WatchRegistration(started.registration_token), w.accounts, feed
             )
         ]
@@ -304,19 +308,19 @@ async def test_watching_follows_only_the_tokens_registration_and_ends_when_verif
     ],
 )
 async def test_watching_with_a_bad_token_is_refused(w: World, token: str) -> None:
-    steps = accounts.watch_registration(accounts.WatchRegistration(token), w.accounts, ListFeed([]))
     with pytest.raises(errors.InvalidToken):
-        await anext(steps)
+        await accounts.watch_registration(
+            accounts.WatchRegistration(token), w.accounts, ListFeed([])
+        )
 
 
 async def test_watching_with_an_old_token_is_expired(w: World) -> None:
     started = await register(w)
     w.clock.advance(accounts.Policy().registration_token_max_age + 1)
-    steps = accounts.watch_registration(
-        accounts.WatchRegistration(started.registration_token), w.accounts, ListFeed([])
-    )
     with pytest.raises(errors.ExpiredToken):
-        await anext(steps)
+        await accounts.watch_registration(
+            accounts.WatchRegistration(started.registration_token), w.accounts, ListFeed([])
+        )
 
 
 async def test_the_dev_mailbox_can_watch_the_registration_of_a_message(w: World) -> None:
