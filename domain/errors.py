@@ -73,3 +73,11 @@ class EmailDeliveryError(DomainError):
 class WatchOverflow(DomainError):
     """This subscription fell too far behind and was closed; subscribe again to
     resume (the steps so far are replayed)."""
+
+
+class DeliveryLeased(DomainError):
+    """Another attempt holds this delivery; it may be tried again when its lease ends."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__()
+        self.until = until

@@ -35,8 +35,9 @@ class DeliveryRepository(Protocol):
         self, delivery_id: uuid.UUID, now: datetime, *, lease_seconds: float
     ) -> emails.Delivery | None:
         """Take a delivery that still has to be sent: count an attempt and mark it
-        ``sending`` until ``now + lease``. None when it was sent, failed for good,
-        does not exist, or another attempt holds an unexpired lease on it."""
+        ``sending`` until ``now + lease``. None when it was sent, failed for good
+        or does not exist; ``errors.DeliveryLeased`` while another attempt holds
+        an unexpired lease on it."""
 
     async def mark_sent(self, delivery_id: uuid.UUID, now: datetime) -> None: ...
 

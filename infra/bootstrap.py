@@ -42,6 +42,7 @@ class Container:
             courier=self.courier,
             sweep_cron=self.settings.email_sweep_cron,
             sweep_min_age=timedelta(seconds=self.settings.email_sweep_min_age_seconds),
+            stalled_seconds=self.settings.worker_stalled_seconds,
         )
 
     async def close(self) -> None:
@@ -106,7 +107,7 @@ def build(settings: Settings) -> Container:
             max_seconds=settings.email_retry_max_seconds,
             max_attempts=settings.email_max_attempts,
         ),
-        lease_seconds=settings.smtp_timeout * 2 + 30,
+        lease_seconds=settings.email_send_lease_seconds,
     )
     return Container(
         settings=settings,

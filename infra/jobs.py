@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 QUEUE = "emails"
 SEND_VERIFICATION_EMAIL = "send_verification_email"
 REQUEUE_MISSING = "queue_unqueued_emails"
+RETRY_STALLED = "retry_stalled_email_jobs"
 
 
 def create_app(database_url: str, *, pool_size: int = 10) -> procrastinate.App:
@@ -47,6 +48,10 @@ class EmailRetry(BaseRetryStrategy):
     def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
         if isinstance(exception, errors.EmailDeliveryError):
             return RetryDecision(retry_at=exception.retry_at)
+        if isinstance(exception, errors.DeliveryLeased):
+            # A job retried while the attempt it replaces may still be sending:
+            # try again once that attempt's lease is over.
+            return RetryDecision(retry_at=exception.until)
         if isinstance(exception, _DATABASE_DOWN) and job.attempts < 20:
             # The database went away mid-job: the delivery is unchanged, so
             # the job can simply run again once it is back.
@@ -60,6 +65,7 @@ def register_tasks(
     courier: delivery.Courier,
     sweep_cron: str = "* * * * *",
     sweep_min_age: timedelta = timedelta(minutes=2),
+    stalled_seconds: float = 30,
 ) -> None:
     """Register Herald's tasks on ``app``: the email job and the sweep that
     queues verification emails whose job was never queued."""
@@ -75,3 +81,23 @@ def register_tasks(
         if queued:
             log.warning("queued %d emails whose job had not been queued", queued)
         return queued
+
+    @app.periodic(cron=sweep_cron, periodic_id=RETRY_STALLED)
+    @app.task(name=RETRY_STALLED, queue=QUEUE, queueing_lock=RETRY_STALLED)
+    async def retry_stalled_email_jobs(timestamp: int) -> int:
+        # A worker killed mid-send (SIGKILL, lost machine) leaves its job
+        # "doing" forever; once its heartbeat is old, run the job again. The
+        # delivery's lease and its "sent" status keep that from sending twice
+        # what was recorded as sent.
+        stalled = list(
+            await app.job_manager.get_stalled_jobs(
+                queue=QUEUE,
+                task_name=SEND_VERIFICATION_EMAIL,
+                seconds_since_heartbeat=stalled_seconds,
+            )
+        )
+        for job in stalled:
+            await app.job_manager.retry_job(job)
+        if stalled:
+            log.warning("retried %d email jobs of workers that stopped answering", len(stalled))
+        return len(stalled)

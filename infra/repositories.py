@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import emails, progress, users
+from domain import emails, errors, progress, users
 from infra import db
 
 _USER_COLUMNS = (
@@ -133,6 +133,12 @@ class SqlDeliveryRepository:
         )
         row = (await self.session.execute(statement)).first()
         if row is None:
+            held = sa.select(t.c.updated_at).where(
+                t.c.id == delivery_id, t.c.status == emails.DeliveryStatus.SENDING
+            )
+            started = (await self.session.execute(held)).scalar_one_or_none()
+            if started is not None:
+                raise errors.DeliveryLeased(started + timedelta(seconds=lease_seconds))
             return None
         return emails.Delivery(
             id=row.id,

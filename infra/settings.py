@@ -161,6 +161,8 @@ class Settings:
     worker_poll_seconds: float = 5.0
     email_sweep_cron: str = "* * * * *"
     email_sweep_min_age_seconds: int = 120
+    email_send_lease_seconds: int = 120
+    worker_stalled_seconds: int = 30
     password_hash_time_cost: int = 3
     password_hash_memory_kib: int = 65536
     password_hash_threads: int = 2
@@ -211,6 +213,8 @@ class Settings:
             worker_poll_seconds=r.get("WORKER_POLL_SECONDS", _positive_float, 5.0),
             email_sweep_cron=r.get("EMAIL_SWEEP_CRON", _cron, "* * * * *"),
             email_sweep_min_age_seconds=r.get("EMAIL_SWEEP_MIN_AGE_SECONDS", _positive_int, 120),
+            email_send_lease_seconds=r.get("EMAIL_SEND_LEASE_SECONDS", _positive_int, 120),
+            worker_stalled_seconds=r.get("WORKER_STALLED_SECONDS", _positive_int, 30),
             password_hash_time_cost=r.get("PASSWORD_HASH_TIME_COST", _positive_int, 3),
             password_hash_memory_kib=r.get("PASSWORD_HASH_MEMORY_KIB", _positive_int, 65536),
             password_hash_threads=r.get(
@@ -231,6 +235,11 @@ class Settings:
             ws_max_subscriptions=r.get("WS_MAX_SUBSCRIPTIONS", _positive_int, 10),
             subscription_queue_size=r.get("SUBSCRIPTION_QUEUE_SIZE", _positive_int, 64),
         )
+        if not r.problems and settings.email_send_lease_seconds <= settings.smtp_timeout:
+            r.problems.append(
+                "EMAIL_SEND_LEASE_SECONDS must be longer than SMTP_TIMEOUT: a lease shorter "
+                "than one attempt would let a second attempt send the same email"
+            )
         if r.problems:
             raise ConfigError(r.problems)
         return settings

@@ -23,7 +23,7 @@ async def run(
             concurrency=concurrency,
             fetch_job_polling_interval=settings.worker_poll_seconds,
             install_signal_handlers=install_signal_handlers,
-            update_heartbeat_interval=5,
-            stalled_worker_timeout=30,
+            update_heartbeat_interval=max(1.0, settings.worker_stalled_seconds / 4),
+            stalled_worker_timeout=settings.worker_stalled_seconds,
         )
     log.info("worker stopped")

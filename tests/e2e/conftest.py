@@ -33,12 +33,13 @@ class ScriptedSink(devmail.MailCatcher):
         self.script: list[str] = []
         self.attempts = 0
         self.hold_seconds = 0.0  # how long to keep each message before answering
+        self.hold_first_only = False
         self.receiving = threading.Event()
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.attempts += 1
         self.receiving.set()
-        if self.hold_seconds:
+        if self.hold_seconds and not (self.hold_first_only and self.attempts > 1):
             await asyncio.sleep(self.hold_seconds)
         if self.script:
             return self.script.pop(0)

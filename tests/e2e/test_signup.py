@@ -200,3 +200,28 @@ def test_sigterm_lets_the_worker_finish_the_email_it_is_sending(
     assert worker.wait(timeout=30) == 0
     assert [m.recipients for m in sink.messages] == [("hal@example.com",)]
     assert delivery_row(herald, "hal@example.com")[:2] == ("sent", 1)
+
+
+def test_a_worker_killed_mid_send_loses_nothing(
+    start_herald: StartHerald, sink: ScriptedSink
+) -> None:
+    sink.hold_seconds, sink.hold_first_only = 3.0, True
+    herald = start_herald(
+        SMTP_TIMEOUT=2,
+        EMAIL_SEND_LEASE_SECONDS=4,
+        WORKER_STALLED_SECONDS=2,
+        EMAIL_SWEEP_CRON="* * * * * *",
+    )
+    herald.graphql(REGISTER, {"email": "lee@example.com", "password": "correct horse"})
+    assert sink.receiving.wait(30)
+    killed = herald.processes.pop("worker")
+    killed.kill()  # SIGKILL while the server holds the message: no goodbye, no ack
+    killed.wait()
+    herald.start_worker()
+    status, attempts, _, _ = delivery_row(herald, "lee@example.com")
+    assert (status, attempts) == ("sent", 2)
+    # At-least-once at the SMTP hand-off: the server may have kept the first copy,
+    # but every copy is the same message, recognisable by its Message-ID.
+    [(message_id,)] = herald.sql("SELECT message_id FROM email_deliveries")
+    assert {m.message_id for m in sink.messages} == {message_id}
+    assert "retried 1 email jobs" in herald.log("worker")

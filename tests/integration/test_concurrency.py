@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import psycopg
+import pytest
 
 from domain import accounts, delivery, errors
 from infra import bootstrap
@@ -132,3 +134,30 @@ async def test_a_non_ascii_address_registers_and_verifies(
     )
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM users").fetchone() == (1,)
+
+
+async def test_a_delivery_being_sent_is_leased_until_its_attempt_must_be_over(
+    container: bootstrap.Container, database_url: str
+) -> None:
+    await accounts.register(
+        accounts.Register("kim@example.com", "correct horse"), container.accounts
+    )
+    with psycopg.connect(database_url) as conn:
+        [delivery_id] = conn.execute("SELECT id FROM email_deliveries").fetchone()  # type: ignore[misc]
+    now = container.courier.clock.now()
+    async with container.courier.uow() as uow:
+        first = await uow.deliveries.claim(delivery_id, now, lease_seconds=60)
+        await uow.commit()
+    assert first is not None and first.attempts == 1
+    # A second run of the job (a retried stalled job, say) while the first attempt may
+    # still be talking to the mail server: told when to come back, sends nothing.
+    with pytest.raises(errors.DeliveryLeased) as caught:
+        async with container.courier.uow() as uow:
+            await uow.deliveries.claim(delivery_id, now, lease_seconds=60)
+    assert caught.value.until > now
+    # Once the lease is over, the attempt is taken for dead and the delivery retaken.
+    later = now + timedelta(seconds=61)
+    async with container.courier.uow() as uow:
+        second = await uow.deliveries.claim(delivery_id, later, lease_seconds=60)
+        await uow.commit()
+    assert second is not None and second.attempts == 2

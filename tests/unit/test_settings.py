@@ -97,3 +97,10 @@ def test_secrets_are_not_in_the_repr() -> None:
         {**VALID, "DATABASE_URL": "postgresql://herald:s3cr3t-db-pass@db/herald"}
     )
     assert "s3cr3t" not in repr(settings) and "a" * 32 not in repr(settings)
+
+
+def test_the_send_lease_must_outlast_an_smtp_attempt() -> None:
+    with pytest.raises(
+        ConfigError, match="EMAIL_SEND_LEASE_SECONDS must be longer than SMTP_TIMEOUT"
+    ):
+        Settings.from_env({**VALID, "SMTP_TIMEOUT": "30", "EMAIL_SEND_LEASE_SECONDS": "30"})
