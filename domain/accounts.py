@@ -227,6 +227,6 @@ async def verify_email(command: VerifyEmail, accounts: Accounts) -> users.User:
         user = await uow.users.mark_verified(user_id, email, nonce, now)
         if user is None:
             raise errors.InvalidToken()
-        await handlers.publish(uow, [events.EmailVerified(user.id, now)], now)
+        await handlers.publish(uow, [events.EmailVerified(user.id, now, nonce)], now)
         await uow.commit()
     return user

@@ -8,6 +8,7 @@ in one transaction.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import random
@@ -124,22 +125,29 @@ async def deliver(delivery_id: uuid.UUID, courier: Courier) -> Outcome:
         await uow.commit()
     if delivery is None:
         return Outcome.SKIPPED
-    if delivery.suppressed or delivery.recipient is None:
-        async with courier.uow() as uow:
-            now = courier.clock.now()
-            await uow.deliveries.mark_suppressed(delivery.id, now)
-            await _step(uow, delivery, progress.Step.EMAIL_SENT, now)
-            await uow.commit()
-        return Outcome.SUPPRESSED
-
+    # One attempt never outlives its lease: past it, another attempt could
+    # take the delivery over and both would send.
+    budget = courier.lease_seconds * 0.8
     try:
-        content = courier.renderer.render(delivery.kind, _context(courier, delivery))
-        message = emails.OutgoingEmail(
-            recipient=delivery.recipient, message_id=delivery.message_id, content=content
-        )
-        await courier.mailer.send(message)
+        if delivery.suppressed or delivery.recipient is None:
+            # Nothing may be sent, but the attempt must look like one to a
+            # watcher: the same conversation with the mail server up to the
+            # message itself, so it takes about as long and fails when a real
+            # send would (see ``emails.EmailRequest``).
+            async with asyncio.timeout(budget):
+                await courier.mailer.rehearse()
+        else:
+            content = courier.renderer.render(delivery.kind, _context(courier, delivery))
+            message = emails.OutgoingEmail(
+                recipient=delivery.recipient, message_id=delivery.message_id, content=content
+            )
+            async with asyncio.timeout(budget):
+                await courier.mailer.send(message)
     except errors.DeliveryFailure as failure:
         return await _failed(courier, delivery, failure)
+    except TimeoutError:
+        timed_out = errors.DeliveryFailure(transient=True, code=None, reason="timed out")
+        return await _failed(courier, delivery, timed_out)
     except Exception as exc:
         # A bug (a broken template, say) is not the mail server's fault: record
         # it so the delivery does not sit in "sending" forever, then let the
@@ -152,13 +160,34 @@ async def deliver(delivery_id: uuid.UUID, courier: Courier) -> Outcome:
             await uow.commit()
         raise
 
-    async with courier.uow() as uow:
-        now = courier.clock.now()
-        await uow.deliveries.mark_sent(delivery.id, now)
-        await _step(uow, delivery, progress.Step.EMAIL_SENT, now)
-        await uow.commit()
+    if delivery.suppressed or delivery.recipient is None:
+        await _record_sent(courier, delivery, suppressed=True)
+        return Outcome.SUPPRESSED
+    await _record_sent(courier, delivery, suppressed=False)
     log.info("email %s (%s) sent to %s", delivery.id, delivery.kind, redact(delivery.recipient))
     return Outcome.SENT
+
+
+async def _record_sent(courier: Courier, delivery: emails.Delivery, *, suppressed: bool) -> None:
+    # The mail server has the message: losing this write now would have the
+    # job retried and the email sent again, so it is tried a few times before
+    # giving up (it is idempotent).
+    for attempt in range(5):
+        try:
+            async with courier.uow() as uow:
+                now = courier.clock.now()
+                if suppressed:
+                    await uow.deliveries.mark_suppressed(delivery.id, now)
+                else:
+                    await uow.deliveries.mark_sent(delivery.id, now)
+                await _step(uow, delivery, progress.Step.EMAIL_SENT, now)
+                await uow.commit()
+            return
+        except Exception:
+            if attempt == 4:
+                raise
+            log.warning("could not record email %s as sent; trying again", delivery.id)
+            await asyncio.sleep(0.5 * 2**attempt)
 
 
 async def _failed(
@@ -198,18 +227,23 @@ async def _failed(
     return Outcome.FAILED
 
 
-async def queue_unqueued(
+async def queue_stranded(
     courier: Courier, *, older_than: timedelta = timedelta(minutes=2), limit: int = 200
 ) -> int:
-    """Give a job to every delivery recorded without one.
+    """Give a new job to every delivery that no job will send.
 
     A registration commits with its delivery row even when the queue was down
-    or disabled; this sweep, run periodically by the worker, is what makes
-    sure such an email is still sent. Returns how many it queued.
+    or disabled, and a job can end without finishing its delivery (its
+    database retries ran out, the worker was stopped); this sweep, run
+    periodically by the worker, is what makes sure such an email is still sent.
+    Returns how many it queued.
     """
+    now = courier.clock.now()
     async with courier.uow() as uow:
-        waiting = await uow.deliveries.unqueued(
-            created_before=courier.clock.now() - older_than, limit=limit
+        waiting = await uow.deliveries.stranded(
+            created_before=now - older_than,
+            leased_before=now - timedelta(seconds=courier.lease_seconds),
+            limit=limit,
         )
         queued = 0
         for delivery_id in waiting:

@@ -50,6 +50,9 @@ class VerificationEmailRequested:
 class EmailVerified:
     user_id: uuid.UUID
     at: datetime
+    # The nonce of the link that was used: it names the one email, and so the
+    # one registration, that this verification answers.
+    verification_nonce: int
 
 
 Event = UserRegistered | RegistrationRepeated | VerificationEmailRequested | EmailVerified

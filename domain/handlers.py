@@ -28,7 +28,9 @@ async def publish(uow: ports.UnitOfWork, happened: Iterable[events.Event], now: 
             case events.RegistrationRepeated() | events.VerificationEmailRequested():
                 await _queue(uow, _verification_or_notice(event), now)
             case events.EmailVerified():
-                await uow.progress.record_verified(event.user_id, event.at)
+                await uow.progress.record_verified(
+                    event.user_id, event.verification_nonce, event.at
+                )
 
 
 async def _queue(uow: ports.UnitOfWork, request: emails.EmailRequest, now: datetime) -> None:

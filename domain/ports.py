@@ -54,8 +54,13 @@ class DeliveryRepository(Protocol):
     async def registration_of(self, message_id: str) -> uuid.UUID | None:
         """The registration a sent message belongs to, by its Message-ID."""
 
-    async def unqueued(self, *, created_before: datetime, limit: int) -> list[uuid.UUID]:
-        """Deliveries recorded but never given a job (queue down or disabled)."""
+    async def stranded(
+        self, *, created_before: datetime, leased_before: datetime, limit: int
+    ) -> list[uuid.UUID]:
+        """Deliveries still to send that no job will send: never given one (queue
+        down or disabled), or whose job ended without finishing them (its
+        database retries ran out, it was cancelled), including attempts whose
+        lease began before ``leased_before``."""
 
 
 class EmailOutbox(Protocol):
@@ -82,8 +87,10 @@ class RegistrationLog(Protocol):
         reason: str | None = None,
     ) -> None: ...
 
-    async def record_verified(self, user_id: uuid.UUID, at: datetime) -> None:
-        """``EMAIL_VERIFIED`` for every registration that emailed this account."""
+    async def record_verified(self, user_id: uuid.UUID, nonce: int, at: datetime) -> None:
+        """``EMAIL_VERIFIED`` for the registration whose email carried the link
+        with this nonce, and no other: whoever else registered the address
+        does not learn when its owner confirmed it."""
 
 
 class RegistrationFeed(Protocol):
@@ -152,6 +159,10 @@ class EmailRenderer(Protocol):
 class Mailer(Protocol):
     async def send(self, email: emails.OutgoingEmail) -> None:
         """Hand the message to the mail server; raises ``errors.DeliveryFailure``."""
+
+    async def rehearse(self) -> None:
+        """Hold the same conversation as ``send`` up to the message, then leave;
+        raises ``errors.DeliveryFailure`` as ``send`` would."""
 
 
 class Clock(Protocol):

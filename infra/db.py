@@ -52,9 +52,9 @@ email_deliveries = sa.Table(
     sa.Index("email_deliveries_registration", "registration_id"),
     sa.Index("email_deliveries_status_created", "status", "created_at"),
     sa.Index(
-        "email_deliveries_unqueued",
+        "email_deliveries_pending",
         "created_at",
-        postgresql_where=sa.text("status = 'queued' AND job_id IS NULL"),
+        postgresql_where=sa.text("status IN ('queued', 'sending')"),
     ),
 )
 

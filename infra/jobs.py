@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 QUEUE = "emails"
 SEND_VERIFICATION_EMAIL = "send_verification_email"
-REQUEUE_MISSING = "queue_unqueued_emails"
+REQUEUE_MISSING = "queue_stranded_emails"
 RETRY_STALLED = "retry_stalled_email_jobs"
 
 
@@ -34,7 +34,12 @@ def create_app(database_url: str, *, pool_size: int = 10) -> procrastinate.App:
     return procrastinate.App(connector=connector)
 
 
-_DATABASE_DOWN = (sa_exc.OperationalError, sa_exc.InterfaceError, psycopg.OperationalError)
+_DATABASE_DOWN = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,  # no pooled connection in time
+    psycopg.OperationalError,
+)
 
 
 class EmailRetry(BaseRetryStrategy):
@@ -53,8 +58,9 @@ class EmailRetry(BaseRetryStrategy):
             # try again once that attempt's lease is over.
             return RetryDecision(retry_at=exception.until)
         if isinstance(exception, _DATABASE_DOWN) and job.attempts < 20:
-            # The database went away mid-job: the delivery is unchanged, so
-            # the job can simply run again once it is back.
+            # The database went away mid-job: run the job again once it is
+            # back. A claim it had committed is waited out through its lease;
+            # if these retries run out, the sweep gives the delivery a new job.
             return RetryDecision(retry_in={"seconds": min(300, 5 * 2**job.attempts)})
         return None
 
@@ -76,10 +82,10 @@ def register_tasks(
 
     @app.periodic(cron=sweep_cron, periodic_id=REQUEUE_MISSING)
     @app.task(name=REQUEUE_MISSING, queue=QUEUE, queueing_lock=REQUEUE_MISSING)
-    async def queue_unqueued_emails(timestamp: int) -> int:
-        queued = await delivery.queue_unqueued(courier, older_than=sweep_min_age)
+    async def queue_stranded_emails(timestamp: int) -> int:
+        queued = await delivery.queue_stranded(courier, older_than=sweep_min_age)
         if queued:
-            log.warning("queued %d emails whose job had not been queued", queued)
+            log.warning("queued %d emails that no job was going to send", queued)
         return queued
 
     @app.periodic(cron=sweep_cron, periodic_id=RETRY_STALLED)

@@ -38,6 +38,14 @@ _COLUMNS = (
 )
 
 
+# TCP keepalives: the kernel notices a dead peer even when nothing is sent.
+_KEEPALIVE: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+
 _ONE_STEP = (
     "SELECT id, registration_id, step, at, will_retry, retry_at, reason"
     " FROM registration_events WHERE id = %s"
@@ -86,11 +94,13 @@ class RegistrationHub:
         engine: AsyncEngine,
         queue_size: int = 64,
         max_reconnect_delay: float = 5.0,
+        health_interval: float = 15.0,
     ) -> None:
         self.database_url = database_url
         self.engine = engine
         self.queue_size = queue_size
         self.max_reconnect_delay = max_reconnect_delay
+        self.health_interval = health_interval
         self.connected = asyncio.Event()
         self._watchers: dict[uuid.UUID, set[_Watcher]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -116,12 +126,16 @@ class RegistrationHub:
             try:
                 async with (
                     await psycopg.AsyncConnection.connect(
-                        self.database_url, autocommit=True
+                        self.database_url, autocommit=True, **_KEEPALIVE
                     ) as connection,
                     # A second connection of its own reads each announced step:
                     # the first is busy listening, and the pool is the requests'.
                     await psycopg.AsyncConnection.connect(
-                        self.database_url, autocommit=True, row_factory=namedtuple_row
+                        self.database_url,
+                        autocommit=True,
+                        row_factory=namedtuple_row,
+                        options="-c statement_timeout=5000",
+                        **_KEEPALIVE,
                     ) as reader,
                 ):
                     await connection.execute(f"LISTEN {repositories.CHANNEL}")
@@ -129,8 +143,12 @@ class RegistrationHub:
                     delay = 0.1
                     # Steps may have committed while no connection listened.
                     self._broadcast(_RESYNC)
-                    async for notification in connection.notifies():
-                        await self._dispatch(notification.payload, reader)
+                    while True:
+                        async for notification in connection.notifies(timeout=self.health_interval):
+                            await self._dispatch(notification.payload, reader)
+                        # A connection that died without a word (a failover, a
+                        # NAT that forgot it) fails here instead of going quiet.
+                        await connection.execute("SELECT 1")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

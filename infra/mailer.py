@@ -78,22 +78,32 @@ class SmtpMailer:
         self.password = password
         self.timeout = timeout
 
+    def _client(self) -> aiosmtplib.SMTP:
+        # STARTTLS is asked for explicitly: with start_tls=None aiosmtplib
+        # would silently send in clear to a server that does not offer it.
+        return aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            username=self.username,
+            password=self.password,
+            use_tls=self.security == "tls",
+            start_tls=self.security == "starttls",
+            tls_context=ssl.create_default_context() if self.security != "none" else None,
+            timeout=self.timeout,
+        )
+
+    async def rehearse(self) -> None:
+        try:
+            async with self._client() as client:
+                await client.noop()
+        except Exception as exc:
+            raise classify(exc) from exc
+
     async def send(self, outgoing: emails.OutgoingEmail) -> None:
         message = build_message(self.mail_from, outgoing)
         try:
-            # STARTTLS is asked for explicitly: with start_tls=None aiosmtplib
-            # would silently send in clear to a server that does not offer it.
-            refused, _ = await aiosmtplib.send(
-                message,
-                hostname=self.host,
-                port=self.port,
-                username=self.username,
-                password=self.password,
-                use_tls=self.security == "tls",
-                start_tls=self.security == "starttls",
-                tls_context=ssl.create_default_context() if self.security != "none" else None,
-                timeout=self.timeout,
-            )
+            async with self._client() as client:
+                refused, _ = await client.send_message(message)
         except Exception as exc:
             raise classify(exc) from exc
         if refused:

@@ -94,6 +94,9 @@ class SqlUserRepository:
         return None if row is None else _user(row)
 
 
+# procrastinate's own table, read (never written) to tell live jobs from ended ones.
+_PROCRASTINATE_JOBS = sa.table("procrastinate_jobs", sa.column("id"), sa.column("status"))
+
 _DELIVERY_COLUMNS = (
     db.email_deliveries.c.id,
     db.email_deliveries.c.kind,
@@ -191,19 +194,35 @@ class SqlDeliveryRepository:
         statement = sa.select(t.c.registration_id).where(t.c.message_id == message_id)
         return (await self.session.execute(statement)).scalar_one_or_none()
 
-    async def unqueued(self, *, created_before: datetime, limit: int) -> list[uuid.UUID]:
+    async def stranded(
+        self, *, created_before: datetime, leased_before: datetime, limit: int
+    ) -> list[uuid.UUID]:
         t = db.email_deliveries
+        job = _PROCRASTINATE_JOBS
+        no_live_job = sa.or_(
+            t.c.job_id.is_(None),
+            job.c.id.is_(None),
+            # An enum in PostgreSQL: compare its text.
+            sa.cast(job.c.status, sa.Text).not_in(["todo", "doing"]),
+        )
         statement = (
             sa.select(t.c.id)
+            .select_from(t.outerjoin(job, job.c.id == t.c.job_id))
             .where(
-                t.c.status == emails.DeliveryStatus.QUEUED,
-                t.c.job_id.is_(None),
                 t.c.created_at < created_before,
+                no_live_job,
+                sa.or_(
+                    t.c.status == emails.DeliveryStatus.QUEUED,
+                    sa.and_(
+                        t.c.status == emails.DeliveryStatus.SENDING,
+                        t.c.updated_at < leased_before,
+                    ),
+                ),
             )
             .order_by(t.c.created_at)
             .limit(limit)
             # Two workers sweeping at once take different rows.
-            .with_for_update(skip_locked=True)
+            .with_for_update(of=t, skip_locked=True)
         )
         return list((await self.session.execute(statement)).scalars())
 
@@ -279,7 +298,7 @@ class SqlRegistrationLog:
             )
         )
 
-    async def record_verified(self, user_id: uuid.UUID, at: datetime) -> None:
+    async def record_verified(self, user_id: uuid.UUID, nonce: int, at: datetime) -> None:
         t = db.email_deliveries
         registrations = (
             sa.select(
@@ -287,7 +306,12 @@ class SqlRegistrationLog:
                 sa.literal(progress.Step.EMAIL_VERIFIED.value),
                 sa.literal(at, sa.DateTime(timezone=True)),
             )
-            .where(t.c.user_id == user_id, t.c.registration_id.is_not(None))
+            .where(
+                t.c.user_id == user_id,
+                t.c.kind == emails.EmailKind.VERIFY_EMAIL.value,
+                t.c.verification_nonce == nonce,
+                t.c.registration_id.is_not(None),
+            )
             .distinct()
         )
         await self._insert_and_notify(

@@ -104,12 +104,12 @@ async def test_a_failed_defer_keeps_the_registration_and_the_sweep_queues_its_em
     [(_, _, _, status, job_id)] = found["deliveries"]
     assert (status, job_id) == ("queued", None)
 
-    assert await delivery.queue_unqueued(container.courier) == 1
+    assert await delivery.queue_stranded(container.courier) == 1
     found = rows(database_url)
     [(_, _, _, _, job_id)] = found["deliveries"]
     [(job_pk, *_)] = found["jobs"]
     assert job_id == job_pk
-    assert await delivery.queue_unqueued(container.courier) == 0
+    assert await delivery.queue_stranded(container.courier) == 0
 
 
 async def test_with_the_queue_disabled_the_delivery_waits_for_the_workers_sweep(
@@ -125,7 +125,7 @@ async def test_with_the_queue_disabled_the_delivery_waits_for_the_workers_sweep(
                 "UPDATE email_deliveries SET created_at = created_at - interval '10 minutes'"
             )
         # The worker's side queues even where the API may not.
-        assert await delivery.queue_unqueued(api.courier) == 1
+        assert await delivery.queue_stranded(api.courier) == 1
     finally:
         await api.close()
     assert len(rows(database_url)["jobs"]) == 1
@@ -139,3 +139,27 @@ async def test_invalid_input_touches_nothing(
             accounts.Register("not an address", "correct horse"), container.accounts
         )
     assert rows(database_url) == {"users": [], "deliveries": [], "jobs": [], "steps": []}
+
+
+async def test_the_sweep_gives_a_new_job_to_a_delivery_whose_job_ended_unfinished(
+    container: bootstrap.Container, database_url: str
+) -> None:
+    await accounts.register(
+        accounts.Register("eli@example.com", "correct horse"), container.accounts
+    )
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE email_deliveries SET created_at = created_at - interval '10 minutes'")
+        # A live job: nothing to do.
+        assert await delivery.queue_stranded(container.courier) == 0
+        # The job's database retries ran out while the attempt held the delivery.
+        conn.execute("UPDATE procrastinate_jobs SET status = 'failed'")
+        conn.execute("UPDATE email_deliveries SET status = 'sending', updated_at = now()")
+        assert await delivery.queue_stranded(container.courier) == 0  # still leased
+        conn.execute("UPDATE email_deliveries SET updated_at = now() - interval '1 hour'")
+        assert await delivery.queue_stranded(container.courier) == 1
+        jobs = conn.execute("SELECT status FROM procrastinate_jobs ORDER BY id").fetchall()
+        assert jobs == [("failed",), ("todo",)]
+        [(job_id, last_job)] = conn.execute(
+            "SELECT job_id, (SELECT max(id) FROM procrastinate_jobs) FROM email_deliveries"
+        ).fetchall()
+        assert job_id == last_job

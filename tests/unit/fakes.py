@@ -127,7 +127,9 @@ class FakeDeliveries:
                 return uuid.UUID(str(row["registration_id"]))
         return None
 
-    async def unqueued(self, *, created_before: datetime, limit: int) -> list[uuid.UUID]:
+    async def stranded(
+        self, *, created_before: datetime, leased_before: datetime, limit: int
+    ) -> list[uuid.UUID]:
         return [
             key
             for key, row in self.store.deliveries.items()
@@ -153,7 +155,7 @@ class FakeProgress:
             progress.RegistrationStep(0, registration_id, step, at, will_retry, retry_at, reason)
         )
 
-    async def record_verified(self, user_id: uuid.UUID, at: datetime) -> None:
+    async def record_verified(self, user_id: uuid.UUID, nonce: int, at: datetime) -> None:
         raise AssertionError("replaced by FakeUnitOfWork")
 
 
@@ -202,9 +204,11 @@ class FakeUnitOfWork:
         self.cooldowns = FakeCooldowns(store, self._cooldowns)
         self.committed = False
 
-    async def _record_verified(self, user_id: uuid.UUID, at: datetime) -> None:
+    async def _record_verified(self, user_id: uuid.UUID, nonce: int, at: datetime) -> None:
         registrations = {
-            d["registration_id"] for d in self.store.deliveries.values() if d["user_id"] == user_id
+            d["registration_id"]
+            for d in self.store.deliveries.values()
+            if d["user_id"] == user_id and d["verification_nonce"] == nonce
         }
         for registration_id in sorted(registrations):
             await self.progress.record(registration_id, progress.Step.EMAIL_VERIFIED, at)
@@ -282,11 +286,17 @@ class FakeMailer:
     def __init__(self) -> None:
         self.sent: list[emails.OutgoingEmail] = []
         self.failures: list[errors.DeliveryFailure] = []
+        self.rehearsals = 0
 
     async def send(self, email: emails.OutgoingEmail) -> None:
         if self.failures:
             raise self.failures.pop(0)
         self.sent.append(email)
+
+    async def rehearse(self) -> None:
+        self.rehearsals += 1
+        if self.failures:
+            raise self.failures.pop(0)
 
 
 @dataclasses.dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import uuid
@@ -139,7 +140,42 @@ async def test_the_sweep_queues_deliveries_that_got_no_job() -> None:
     w = world()
     w.store.queue_up = False
     await accounts.register(accounts.Register("ann@example.com", "correct horse"), w.accounts)
-    assert await delivery.queue_unqueued(w.courier) == 0  # the queue is still down
+    assert await delivery.queue_stranded(w.courier) == 0  # the queue is still down
     w.store.queue_up = True
-    assert await delivery.queue_unqueued(w.courier) == 1
-    assert await delivery.queue_unqueued(w.courier) == 0
+    assert await delivery.queue_stranded(w.courier) == 1
+    assert await delivery.queue_stranded(w.courier) == 0
+
+
+async def test_a_suppressed_delivery_rehearses_and_fails_like_a_real_one() -> None:
+    w = world()
+    started = await accounts.resend_verification_email(
+        accounts.ResendVerificationEmail("nobody@example.com"), w.accounts
+    )
+    [delivery_id] = w.store.deliveries
+    w.mailer.failures.append(errors.DeliveryFailure(transient=True, code=421, reason="busy"))
+    with pytest.raises(errors.EmailDeliveryError):
+        await delivery.deliver(delivery_id, w.courier)
+    assert await delivery.deliver(delivery_id, w.courier) is delivery.Outcome.SUPPRESSED
+    assert w.mailer.rehearsals == 2 and w.mailer.sent == []
+    assert [s.step for s in w.store.steps if s.registration_id == started.registration_id] == [
+        progress.Step.EMAIL_QUEUED,
+        progress.Step.EMAIL_FAILED,
+        progress.Step.EMAIL_SENT,
+    ]
+
+
+async def test_an_attempt_never_outlives_its_lease(queued: tuple[World, uuid.UUID]) -> None:
+    w, delivery_id = queued
+
+    class HangingMailer:
+        async def send(self, email: emails.OutgoingEmail) -> None:
+            await asyncio.sleep(60)
+
+        async def rehearse(self) -> None:
+            await asyncio.sleep(60)
+
+    courier = dataclasses.replace(w.courier, mailer=HangingMailer(), lease_seconds=0.2)
+    with pytest.raises(errors.EmailDeliveryError) as caught:
+        await delivery.deliver(delivery_id, courier)
+    assert caught.value.failure.reason == "timed out"
+    assert w.store.deliveries[delivery_id]["status"] is emails.DeliveryStatus.QUEUED

@@ -28,10 +28,10 @@ def upgrade() -> None:
         "status IN ('queued', 'sending', 'sent', 'failed', 'suppressed')",
     )
     op.create_index(
-        "email_deliveries_unqueued",
+        "email_deliveries_pending",
         "email_deliveries",
         ["created_at"],
-        postgresql_where=sa.text("status = 'queued' AND job_id IS NULL"),
+        postgresql_where=sa.text("status IN ('queued', 'sending')"),
     )
     op.create_table(
         "registration_events",
@@ -54,7 +54,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("registration_events")
-    op.drop_index("email_deliveries_unqueued", "email_deliveries")
+    op.drop_index("email_deliveries_pending", "email_deliveries")
     op.drop_constraint("email_deliveries_status", "email_deliveries", type_="check")
     op.create_check_constraint(
         "email_deliveries_status",
