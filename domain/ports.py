@@ -105,6 +105,9 @@ class Cooldowns(Protocol):
         """Start a cooldown on ``key``; None when it was free, else the whole
         seconds left to wait. Holds across processes."""
 
+    async def prune(self, now: datetime) -> int:
+        """Forget cooldowns that are over; returns how many."""
+
 
 class UnitOfWork(Protocol):
     """One transaction: nothing is kept unless ``commit`` is called."""

@@ -43,6 +43,7 @@ class Container:
             sweep_cron=self.settings.email_sweep_cron,
             sweep_min_age=timedelta(seconds=self.settings.email_sweep_min_age_seconds),
             stalled_seconds=self.settings.worker_stalled_seconds,
+            retention_hours=self.settings.job_retention_hours,
         )
 
     async def close(self) -> None:

@@ -25,6 +25,8 @@ QUEUE = "emails"
 SEND_VERIFICATION_EMAIL = "send_verification_email"
 REQUEUE_MISSING = "queue_stranded_emails"
 RETRY_STALLED = "retry_stalled_email_jobs"
+PRUNE = "prune_finished_work"
+_FINISHED = {"include_failed": True, "include_cancelled": True, "include_aborted": True}
 
 
 def create_app(database_url: str, *, pool_size: int = 10) -> procrastinate.App:
@@ -65,6 +67,17 @@ class EmailRetry(BaseRetryStrategy):
         return None
 
 
+async def prune(app: procrastinate.App, courier: delivery.Courier, *, retention_hours: int) -> int:
+    """Delete finished email jobs older than the retention, and cooldowns that
+    are over. The delivery record keeps the history; job rows are only the
+    queue's. Returns how many cooldowns were forgotten."""
+    await app.job_manager.delete_old_jobs(nb_hours=retention_hours, queue=QUEUE, **_FINISHED)
+    async with courier.uow() as uow:
+        forgotten = await uow.cooldowns.prune(courier.clock.now())
+        await uow.commit()
+    return forgotten
+
+
 def register_tasks(
     app: procrastinate.App,
     *,
@@ -72,6 +85,7 @@ def register_tasks(
     sweep_cron: str = "* * * * *",
     sweep_min_age: timedelta = timedelta(minutes=2),
     stalled_seconds: float = 30,
+    retention_hours: int = 168,
 ) -> None:
     """Register Herald's tasks on ``app``: the email job and the sweep that
     queues verification emails whose job was never queued."""
@@ -107,3 +121,8 @@ def register_tasks(
         if stalled:
             log.warning("retried %d email jobs of workers that stopped answering", len(stalled))
         return len(stalled)
+
+    @app.periodic(cron="17 * * * *", periodic_id=PRUNE)
+    @app.task(name=PRUNE, queue=QUEUE, queueing_lock=PRUNE)
+    async def prune_finished_work(timestamp: int) -> int:
+        return await prune(app, courier, retention_hours=retention_hours)

@@ -251,6 +251,11 @@ class SqlCooldowns:
         # Clamped: a concurrent caller may have read its clock a moment earlier.
         return min(seconds, max(1, math.ceil((current - now).total_seconds())))
 
+    async def prune(self, now: datetime) -> int:
+        t = db.email_cooldowns
+        result = await self.session.execute(sa.delete(t).where(t.c.until <= now))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
 
 # The channel a registration's steps are announced on. Its payload is ids
 # only ("<registration id>:<event id>"); listeners read the row itself.

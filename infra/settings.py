@@ -163,6 +163,7 @@ class Settings:
     email_sweep_min_age_seconds: int = 120
     email_send_lease_seconds: int = 120
     worker_stalled_seconds: int = 30
+    job_retention_hours: int = 168
     password_hash_time_cost: int = 3
     password_hash_memory_kib: int = 65536
     password_hash_threads: int = 2
@@ -215,6 +216,7 @@ class Settings:
             email_sweep_min_age_seconds=r.get("EMAIL_SWEEP_MIN_AGE_SECONDS", _positive_int, 120),
             email_send_lease_seconds=r.get("EMAIL_SEND_LEASE_SECONDS", _positive_int, 120),
             worker_stalled_seconds=r.get("WORKER_STALLED_SECONDS", _positive_int, 30),
+            job_retention_hours=r.get("JOB_RETENTION_HOURS", _positive_int, 168),
             password_hash_time_cost=r.get("PASSWORD_HASH_TIME_COST", _positive_int, 3),
             password_hash_memory_kib=r.get("PASSWORD_HASH_MEMORY_KIB", _positive_int, 65536),
             password_hash_threads=r.get(

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from domain import accounts, delivery, errors, events, handlers, users
-from infra import bootstrap, repositories
+from infra import bootstrap, jobs, repositories
 from tests import support
 
 
@@ -163,3 +163,27 @@ async def test_the_sweep_gives_a_new_job_to_a_delivery_whose_job_ended_unfinishe
             "SELECT job_id, (SELECT max(id) FROM procrastinate_jobs) FROM email_deliveries"
         ).fetchall()
         assert job_id == last_job
+
+
+async def test_pruning_forgets_old_finished_jobs_and_expired_cooldowns(
+    container: bootstrap.Container, database_url: str
+) -> None:
+    await accounts.register(
+        accounts.Register("fox@example.com", "correct horse"), container.accounts
+    )
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE procrastinate_jobs SET status = 'succeeded'")
+        conn.execute("UPDATE procrastinate_events SET at = now() - interval '9 days'")
+        conn.execute(
+            "INSERT INTO email_cooldowns VALUES ('over', now() - interval '1 second'),"
+            " ('running', now() + interval '1 minute')"
+        )
+    async with container.queue.open_async():
+        forgotten = await jobs.prune(container.queue, container.courier, retention_hours=168)
+    assert forgotten == 1
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM procrastinate_jobs").fetchone() == (0,)
+        keys = {key for (key,) in conn.execute("SELECT key FROM email_cooldowns")}
+        assert "over" not in keys and "running" in keys and len(keys) == 2
+        # The delivery record stays: it is the history.
+        assert conn.execute("SELECT count(*) FROM email_deliveries").fetchone() == (1,)

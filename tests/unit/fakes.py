@@ -186,6 +186,12 @@ class FakeCooldowns:
         self.pending[key] = now + timedelta(seconds=seconds)
         return None
 
+    async def prune(self, now: datetime) -> int:
+        over = [key for key, until in self.store.cooldowns.items() if until <= now]
+        for key in over:
+            del self.store.cooldowns[key]
+        return len(over)
+
 
 class FakeUnitOfWork:
     """Writes to users and deliveries apply at once (like reads in the same
