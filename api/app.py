@@ -43,7 +43,10 @@ class HeraldGraphQL(GraphQL[Context, None]):
 async def healthz(request: Request) -> JSONResponse:
     container: bootstrap.Container = request.app.state.container
     if await container.database_ready():
-        return JSONResponse({"status": "ok"})
+        # Subscriptions still replay from the database while the listener
+        # reconnects; operators see it here, load balancers need not.
+        listener = "connected" if container.hub.connected.is_set() else "reconnecting"
+        return JSONResponse({"status": "ok", "listener": listener})
     return JSONResponse({"status": "database unavailable"}, status_code=503)
 
 

@@ -105,10 +105,6 @@ class RegistrationHub:
         self._watchers: dict[uuid.UUID, set[_Watcher]] = {}
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def watching(self) -> int:
-        return sum(len(w) for w in self._watchers.values())
-
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._listen(), name="herald-registration-listener")

@@ -12,7 +12,7 @@ import httpx
 from infra import devmail
 from tests import support
 from tests.conftest import with_database
-from tests.e2e.conftest import HERALD
+from tests.e2e.conftest import HERALD, StartHerald
 
 
 def test_healthz_is_503_while_the_database_is_unreachable(
@@ -41,3 +41,14 @@ def test_healthz_is_503_while_the_database_is_unreachable(
     finally:
         serve.terminate()
         assert serve.wait(timeout=20) == 0
+
+
+def test_healthz_reports_the_subscription_listener(start_herald: StartHerald) -> None:
+    herald = start_herald(worker=False)
+    deadline = time.monotonic() + 30
+    while True:
+        body = httpx.get(f"{herald.base_url}/healthz", timeout=5).json()
+        if body == {"status": "ok", "listener": "connected"} or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert body == {"status": "ok", "listener": "connected"}
