@@ -40,7 +40,47 @@ const query = `mutation Verify($token: String!) {
     ... on ExpiredToken { message }
   }
 }`;
-if (!token) { button.disabled = true; result.textContent = "This link has no token: open the link from the email exactly as it was sent."; }
+// Watch mode: a sign-up screen may send its user to
+// /verify-email#registration=<registrationToken> to follow the email live.
+// The fragment never reaches the server or its logs.
+const watched = new URLSearchParams(location.hash.slice(1)).get("registration");
+const labels = {
+  EmailQueued: "Your confirmation email is on its way…",
+  EmailSent: "Email sent: open the link in it to confirm your address.",
+  EmailVerified: "Confirmed. You can close this page.",
+};
+function watch(registrationToken) {
+  document.getElementById("title").textContent = "Check your inbox";
+  document.getElementById("intro").textContent = "This page follows your confirmation email as it happens.";
+  button.hidden = true;
+  const url = new URL("graphql", location.href);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  const socket = new WebSocket(url, "graphql-transport-ws");
+  socket.onopen = () => socket.send(JSON.stringify({type: "connection_init", payload: {}}));
+  socket.onmessage = (message) => {
+    const data = JSON.parse(message.data);
+    if (data.type === "ping") socket.send(JSON.stringify({type: "pong"}));
+    if (data.type === "connection_ack") {
+      socket.send(JSON.stringify({id: "1", type: "subscribe", payload: {
+        query: `subscription Watch($t: String!) { registrationEvents(registrationToken: $t) {
+          __typename ... on EmailDeliveryFailed { willRetry retryAt } } }`,
+        variables: {t: registrationToken}}}));
+    }
+    if (data.type === "next" && data.payload.errors) {
+      result.dataset.outcome = "error";
+      result.textContent = data.payload.errors[0].message;
+    } else if (data.type === "next") {
+      const event = data.payload.data.registrationEvents;
+      result.dataset.outcome = event.__typename;
+      result.textContent = event.__typename !== "EmailDeliveryFailed" ? labels[event.__typename]
+        : event.willRetry ? `Sending failed; trying again at ${new Date(event.retryAt).toLocaleTimeString()}.`
+        : "We could not deliver the email. Check the address, or ask for a new link below.";
+      resend.hidden = event.__typename !== "EmailDeliveryFailed" || event.willRetry;
+    }
+  };
+}
+if (watched) { watch(watched); }
+else if (!token) { button.disabled = true; result.textContent = "This link has no token: open the link from the email exactly as it was sent."; }
 button.addEventListener("click", async () => {
   button.disabled = true;
   result.textContent = "Confirming…";
@@ -86,8 +126,8 @@ input {{ font-size: 1rem; padding: .6rem; width: 16rem; margin-right: .5rem; }}
 </style>
 </head>
 <body>
-<h1>Confirm your email address</h1>
-<p>Press the button to confirm your address. Opening this page alone changes nothing.</p>
+<h1 id="title">Confirm your email address</h1>
+<p id="intro">Press the button to confirm your address. Opening this page alone changes nothing.</p>
 <button id="verify" type="button">Confirm my address</button>
 <p id="result" role="status" aria-live="polite"></p>
 <form id="resend" hidden>
