@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from infra.repositories import CHANNEL
+from infra.registration_log import CHANNEL
 from infra.settings import database_url
 
 clients: set[WebSocket] = set()

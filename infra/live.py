@@ -21,7 +21,7 @@ from psycopg.rows import namedtuple_row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain import errors, progress
-from infra import db, repositories
+from infra import db, registration_log
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class RegistrationHub:
                         **_KEEPALIVE,
                     ) as reader,
                 ):
-                    await connection.execute(f"LISTEN {repositories.CHANNEL}")
+                    await connection.execute(f"LISTEN {registration_log.CHANNEL}")
                     self.connected.set()
                     delay = 0.1
                     # Steps may have committed while no connection listened.
@@ -168,13 +168,13 @@ class RegistrationHub:
             watchers = self._watchers.get(uuid.UUID(registration))
             event_id = int(event)
         except ValueError:
-            log.warning("ignored a malformed notification on %s", repositories.CHANNEL)
+            log.warning("ignored a malformed notification on %s", registration_log.CHANNEL)
             return
         if not watchers:
             return
         # Read once per process, however many watchers there are.
         cursor = await reader.execute(_ONE_STEP, (event_id,), prepare=True)
-        steps = [repositories.step_from_row(row) for row in await cursor.fetchall()]
+        steps = [registration_log.step_from_row(row) for row in await cursor.fetchall()]
         for watcher in list(watchers):
             for step in steps:
                 watcher.offer(step)
@@ -183,7 +183,7 @@ class RegistrationHub:
         statement = sa.select(*_COLUMNS).where(condition).order_by(db.registration_events.c.id)
         async with self.engine.connect() as connection:
             rows = await connection.execute(statement)
-            return [repositories.step_from_row(row) for row in rows]
+            return [registration_log.step_from_row(row) for row in rows]
 
     async def follow(
         self, registration_id: uuid.UUID

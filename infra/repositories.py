@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import emails, errors, progress, users
+from domain import emails, errors, users
 from infra import db
 
 _USER_COLUMNS = (
@@ -255,84 +255,3 @@ class SqlCooldowns:
         t = db.email_cooldowns
         result = await self.session.execute(sa.delete(t).where(t.c.until <= now))
         return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-# The channel a registration's steps are announced on. Its payload is ids
-# only ("<registration id>:<event id>"); listeners read the row itself.
-CHANNEL = "herald_registration_events"
-
-
-class SqlRegistrationLog:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def _insert_and_notify(self, insert_statement: sa.Insert) -> None:
-        # One round trip: the rows and their notifications, in this transaction.
-        # PostgreSQL delivers the notifications at commit, never after a rollback.
-        inserted = insert_statement.returning(
-            db.registration_events.c.id, db.registration_events.c.registration_id
-        ).cte("inserted")
-        statement = sa.select(
-            sa.func.pg_notify(
-                CHANNEL,
-                sa.cast(inserted.c.registration_id, sa.Text)
-                + ":"
-                + sa.cast(inserted.c.id, sa.Text),
-            )
-        ).select_from(inserted)
-        await self.session.execute(statement)
-
-    async def record(
-        self,
-        registration_id: uuid.UUID,
-        step: progress.Step,
-        at: datetime,
-        *,
-        will_retry: bool = False,
-        retry_at: datetime | None = None,
-        reason: str | None = None,
-    ) -> None:
-        await self._insert_and_notify(
-            sa.insert(db.registration_events).values(
-                registration_id=registration_id,
-                step=step.value,
-                at=at,
-                will_retry=will_retry,
-                retry_at=retry_at,
-                reason=reason,
-            )
-        )
-
-    async def record_verified(self, user_id: uuid.UUID, nonce: int, at: datetime) -> None:
-        t = db.email_deliveries
-        registrations = (
-            sa.select(
-                t.c.registration_id,
-                sa.literal(progress.Step.EMAIL_VERIFIED.value),
-                sa.literal(at, sa.DateTime(timezone=True)),
-            )
-            .where(
-                t.c.user_id == user_id,
-                t.c.kind == emails.EmailKind.VERIFY_EMAIL.value,
-                t.c.verification_nonce == nonce,
-                t.c.registration_id.is_not(None),
-            )
-            .distinct()
-        )
-        await self._insert_and_notify(
-            sa.insert(db.registration_events).from_select(
-                ["registration_id", "step", "at"], registrations
-            )
-        )
-
-
-def step_from_row(row: Any) -> progress.RegistrationStep:
-    return progress.RegistrationStep(
-        id=row.id,
-        registration_id=row.registration_id,
-        step=progress.Step(row.step),
-        at=row.at,
-        will_retry=row.will_retry,
-        retry_at=row.retry_at,
-        reason=row.reason,
-    )

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import procrastinate
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from infra import outbox, repositories
+from infra import outbox, registration_log, repositories
 
 
 class SystemClock:
@@ -30,7 +30,7 @@ class SqlUnitOfWork:
         self.users = repositories.SqlUserRepository(session)
         self.deliveries = repositories.SqlDeliveryRepository(session)
         self.cooldowns = repositories.SqlCooldowns(session)
-        self.progress = repositories.SqlRegistrationLog(session)
+        self.progress = registration_log.SqlRegistrationLog(session)
         self.outbox = outbox.SqlEmailOutbox(session, app=app, clock=clock, mail_domain=mail_domain)
 
     async def commit(self) -> None:

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from domain import accounts, delivery, errors, events, handlers, users
-from infra import bootstrap, jobs, repositories
+from infra import bootstrap, jobs, registration_log
 from tests import support
 
 
@@ -60,7 +60,7 @@ async def test_rollback_leaves_nothing_and_announces_nothing(
         pass
 
     with psycopg.connect(database_url, autocommit=True) as listener:
-        listener.execute(f"LISTEN {repositories.CHANNEL}")
+        listener.execute(f"LISTEN {registration_log.CHANNEL}")
         with pytest.raises(Boom):
             async with container.accounts.uow() as uow:
                 now = container.accounts.clock.now()
@@ -77,13 +77,13 @@ async def test_a_step_is_announced_at_commit_with_ids_only(
     container: bootstrap.Container, database_url: str
 ) -> None:
     with psycopg.connect(database_url, autocommit=True) as listener:
-        listener.execute(f"LISTEN {repositories.CHANNEL}")
+        listener.execute(f"LISTEN {registration_log.CHANNEL}")
         started = await accounts.register(
             accounts.Register("cy@example.com", "correct horse"), container.accounts
         )
         [notification] = list(listener.notifies(timeout=2, stop_after=1))
         [(event_id,)] = listener.execute("SELECT id FROM registration_events").fetchall()
-    assert notification.channel == repositories.CHANNEL
+    assert notification.channel == registration_log.CHANNEL
     assert notification.payload == f"{started.registration_id}:{event_id}"
 
 
