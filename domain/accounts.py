@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from datetime import datetime
 
 from domain import errors, events, handlers, ports, progress, users
 
@@ -25,6 +26,10 @@ class Policy:
     # One email about an address per cooldown: keeps resend (and repeated
     # registration of a known address) from being used to flood an inbox.
     email_cooldown_seconds: int = 60
+    # At most this many emails about one address an hour, and this many emails
+    # in all a minute: the sender's reputation is every user's deliverability.
+    hourly_email_cap: int = 5
+    emails_per_minute: int = 600
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,22 @@ def _cooldown_key(email: str) -> str:
     return f"account-email:{email.lower()}"
 
 
+def _hourly_key(email: str) -> str:
+    return f"account-email-hour:{email.lower()}"
+
+
+async def _within_budget(uow: ports.UnitOfWork, policy: Policy, now: datetime) -> None:
+    """Every request that queues an email, real or suppressed, spends from one
+    budget a minute; past it, nothing is queued and nothing is created."""
+    wait = await uow.cooldowns.take(
+        "emails-per-minute", limit=policy.emails_per_minute, window_seconds=60, now=now
+    )
+    if wait is not None:
+        raise errors.RateLimited(
+            wait, f"Herald is sending a lot of email right now; try again in {wait} s."
+        )
+
+
 def _started(accounts: Accounts, registration_id: uuid.UUID) -> RegistrationStarted:
     token = accounts.tokens.sign(REGISTRATION_PURPOSE, {"r": str(registration_id)})
     return RegistrationStarted(registration_id=registration_id, registration_token=token)
@@ -99,21 +120,25 @@ async def register(command: Register, accounts: Accounts) -> RegistrationStarted
     registration_id = uuid.uuid4()
     now = accounts.clock.now()
     cooldown = accounts.policy.email_cooldown_seconds
+    policy = accounts.policy
     async with accounts.uow() as uow:
+        await _within_budget(uow, policy, now)
         user = users.User.new(email=email, password_hash=password_hash, now=now)
         happened: list[events.Event] = []
-        if await uow.users.add(user):
-            # A new account always gets its email; the cooldown only starts here.
-            await uow.cooldowns.acquire(_cooldown_key(email), seconds=cooldown, now=now)
+        added = await uow.users.add(user)
+        wait = await uow.cooldowns.acquire(_cooldown_key(email), seconds=cooldown, now=now)
+        over_cap = await uow.cooldowns.take(
+            _hourly_key(email), limit=policy.hourly_email_cap, window_seconds=3600, now=now
+        )
+        if added:
+            # A new account always gets its email, whatever the limits say.
             happened.append(
                 events.UserRegistered(user.id, registration_id, user.verification_nonce)
             )
         else:
             existing = await uow.users.get_by_email(email)
-            wait = await uow.cooldowns.acquire(_cooldown_key(email), seconds=cooldown, now=now)
-            happened.append(
-                await _repeat(uow, existing, registration_id, suppressed=wait is not None)
-            )
+            suppressed = wait is not None or over_cap is not None
+            happened.append(await _repeat(uow, existing, registration_id, suppressed=suppressed))
         await handlers.publish(uow, happened, now)
         await uow.commit()
     return _started(accounts, registration_id)
@@ -149,13 +174,22 @@ async def resend_verification_email(
         raise errors.InvalidInput(problems, "Check the highlighted fields.")
     registration_id = uuid.uuid4()
     now = accounts.clock.now()
+    policy = accounts.policy
     async with accounts.uow() as uow:
+        await _within_budget(uow, policy, now)
         wait = await uow.cooldowns.acquire(
-            _cooldown_key(email), seconds=accounts.policy.email_cooldown_seconds, now=now
+            _cooldown_key(email), seconds=policy.email_cooldown_seconds, now=now
         )
         if wait is not None:
             raise errors.RateLimited(
                 wait, f"An email was sent to this address recently; try again in {wait} s."
+            )
+        wait = await uow.cooldowns.take(
+            _hourly_key(email), limit=policy.hourly_email_cap, window_seconds=3600, now=now
+        )
+        if wait is not None:
+            raise errors.RateLimited(
+                wait, f"Too many emails to this address this hour; try again in {wait} s."
             )
         user = await uow.users.get_by_email(email)
         if user is None:

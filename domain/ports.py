@@ -105,8 +105,13 @@ class Cooldowns(Protocol):
         """Start a cooldown on ``key``; None when it was free, else the whole
         seconds left to wait. Holds across processes."""
 
+    async def take(self, key: str, *, limit: int, window_seconds: int, now: datetime) -> int | None:
+        """Count one against ``key`` in the current window of ``window_seconds``;
+        None when that was within ``limit``, else the whole seconds until the
+        window ends. Holds across processes."""
+
     async def prune(self, now: datetime) -> int:
-        """Forget cooldowns that are over; returns how many."""
+        """Forget cooldowns and windows that are over; returns how many."""
 
 
 class UnitOfWork(Protocol):

@@ -85,6 +85,8 @@ def build(settings: Settings) -> Container:
             email_verification_max_age=settings.email_verification_max_age,
             registration_token_max_age=settings.registration_token_max_age,
             email_cooldown_seconds=settings.email_cooldown_seconds,
+            hourly_email_cap=settings.email_hourly_cap,
+            emails_per_minute=settings.emails_per_minute,
         ),
     )
     courier = delivery.Courier(

@@ -84,6 +84,16 @@ email_cooldowns = sa.Table(
 )
 
 
+email_windows = sa.Table(
+    "email_windows",
+    metadata,
+    # Counters of emails per key (an address's hour, or all emails' minute).
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("window_start", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
+
 def sqlalchemy_url(database_url: str) -> str:
     return "postgresql+psycopg://" + database_url.partition("://")[2]
 

@@ -227,13 +227,18 @@ class SqlDeliveryRepository:
         return list((await self.session.execute(statement)).scalars())
 
 
+def _hashed(key: str) -> str:
+    # The tables of limits never hold an address in clear.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 class SqlCooldowns:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def acquire(self, key: str, *, seconds: int, now: datetime) -> int | None:
         t = db.email_cooldowns
-        hashed = hashlib.sha256(key.encode()).hexdigest()
+        hashed = _hashed(key)
         until = now + timedelta(seconds=seconds)
         statement = (
             insert(t)
@@ -251,7 +256,30 @@ class SqlCooldowns:
         # Clamped: a concurrent caller may have read its clock a moment earlier.
         return min(seconds, max(1, math.ceil((current - now).total_seconds())))
 
+    async def take(self, key: str, *, limit: int, window_seconds: int, now: datetime) -> int | None:
+        t = db.email_windows
+        epoch = now.timestamp()
+        start = datetime.fromtimestamp(epoch - epoch % window_seconds, tz=now.tzinfo)
+        statement = (
+            insert(t)
+            .values(key=_hashed(key), window_start=start, count=1)
+            .on_conflict_do_update(
+                index_elements=[t.c.key, t.c.window_start],
+                set_={"count": t.c.count + 1},
+                where=t.c.count < limit,
+            )
+            .returning(t.c.count)
+        )
+        if (await self.session.execute(statement)).first() is not None:
+            return None
+        ends = start + timedelta(seconds=window_seconds)
+        return max(1, math.ceil((ends - now).total_seconds()))
+
     async def prune(self, now: datetime) -> int:
-        t = db.email_cooldowns
-        result = await self.session.execute(sa.delete(t).where(t.c.until <= now))
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        cooldowns, windows = db.email_cooldowns, db.email_windows
+        over = await self.session.execute(sa.delete(cooldowns).where(cooldowns.c.until <= now))
+        # Windows are at most an hour long: two hours old is surely over.
+        old = await self.session.execute(
+            sa.delete(windows).where(windows.c.window_start < now - timedelta(hours=2))
+        )
+        return int(over.rowcount) + int(old.rowcount)  # type: ignore[attr-defined]

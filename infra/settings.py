@@ -154,6 +154,8 @@ class Settings:
     job_queue_enabled: bool = True
     email_verification_max_age: int = 48 * 3600
     email_cooldown_seconds: int = 60
+    email_hourly_cap: int = 5
+    emails_per_minute: int = 600
     registration_token_max_age: int = 48 * 3600
     email_retry_base_seconds: int = 30
     email_retry_max_seconds: int = 3600
@@ -205,6 +207,8 @@ class Settings:
             job_queue_enabled=r.get("JOB_QUEUE_ENABLED", _bool, True),
             email_verification_max_age=r.get("EMAIL_VERIFICATION_MAX_AGE", _positive_int, 172800),
             email_cooldown_seconds=r.get("EMAIL_COOLDOWN_SECONDS", _positive_int, 60),
+            email_hourly_cap=r.get("EMAIL_HOURLY_CAP", _positive_int, 5),
+            emails_per_minute=r.get("EMAILS_PER_MINUTE", _positive_int, 600),
             registration_token_max_age=r.get(
                 "REGISTRATION_TOKEN_MAX_AGE", _positive_int, 48 * 3600
             ),

@@ -31,6 +31,7 @@ class Store:
         self.users: dict[uuid.UUID, users.User] = {}
         self.deliveries: dict[uuid.UUID, dict[str, Any]] = {}
         self.cooldowns: dict[str, datetime] = {}
+        self.windows: dict[tuple[str, float], int] = {}
         self.steps: list[progress.RegistrationStep] = []
         self.queue_up = True  # False: the job queue is down, deliveries get no job
 
@@ -175,15 +176,31 @@ class FakeOutbox:
 
 
 class FakeCooldowns:
-    def __init__(self, store: Store, pending: dict[str, datetime]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        pending: dict[str, datetime],
+        pending_windows: dict[tuple[str, float], int],
+    ) -> None:
         self.store = store
         self.pending = pending
+        self.pending_windows = pending_windows
 
     async def acquire(self, key: str, *, seconds: int, now: datetime) -> int | None:
         until = self.pending.get(key) or self.store.cooldowns.get(key)
         if until is not None and until > now:
             return int((until - now).total_seconds() + 0.999)
         self.pending[key] = now + timedelta(seconds=seconds)
+        return None
+
+    async def take(self, key: str, *, limit: int, window_seconds: int, now: datetime) -> int | None:
+        epoch = now.timestamp()
+        start = epoch - epoch % window_seconds
+        window = (key, start)
+        used = self.pending_windows.get(window, self.store.windows.get(window, 0))
+        if used >= limit:
+            return max(1, int(start + window_seconds - epoch + 0.999))
+        self.pending_windows[window] = used + 1
         return None
 
     async def prune(self, now: datetime) -> int:
@@ -207,7 +224,8 @@ class FakeUnitOfWork:
         self.users = FakeUsers(store)
         self.deliveries = FakeDeliveries(store)
         self.outbox = FakeOutbox(store, self._emails)
-        self.cooldowns = FakeCooldowns(store, self._cooldowns)
+        self._windows: dict[tuple[str, float], int] = {}
+        self.cooldowns = FakeCooldowns(store, self._cooldowns, self._windows)
         self.committed = False
 
     async def _record_verified(self, user_id: uuid.UUID, nonce: int, at: datetime) -> None:
@@ -232,6 +250,7 @@ class FakeUnitOfWork:
                 "job": self.store.queue_up,
             }
         self.store.cooldowns.update(self._cooldowns)
+        self.store.windows.update(self._windows)
         for step in self._steps:
             self.store.steps.append(dataclasses.replace(step, id=len(self.store.steps) + 1))
         self._emails.clear()
@@ -241,6 +260,7 @@ class FakeUnitOfWork:
     async def rollback(self) -> None:
         self._emails.clear()
         self._cooldowns.clear()
+        self._windows.clear()
         self._steps.clear()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import AsyncGenerator
@@ -333,3 +334,34 @@ async def test_the_dev_mailbox_can_watch_the_registration_of_a_message(w: World)
     payload = w.signer.unsign(accounts.REGISTRATION_PURPOSE, token, max_age_seconds=60)
     assert payload["r"] == str(started.registration_id)
     assert await accounts.watch_token_for_message("<unknown@test>", w.accounts) is None
+
+
+async def test_past_the_hourly_cap_resend_is_limited_and_register_sends_nothing(w: World) -> None:
+    await register(w)
+    for _ in range(4):  # the registration's own email and four resends: the cap of five
+        w.clock.advance(61)
+        await accounts.resend_verification_email(
+            accounts.ResendVerificationEmail("ann@example.com"), w.accounts
+        )
+    w.clock.advance(61)
+    with pytest.raises(errors.RateLimited) as caught:
+        await accounts.resend_verification_email(
+            accounts.ResendVerificationEmail("ann@example.com"), w.accounts
+        )
+    assert "this hour" in caught.value.message and caught.value.retry_after_seconds <= 3600
+    await register(w)  # same answer, nothing sent
+    assert [d["suppressed"] for d in deliveries(w)] == [False] * 5 + [True]
+
+
+async def test_past_the_global_budget_nothing_is_created_or_queued() -> None:
+    w = world()
+    limited = dataclasses.replace(w.accounts, policy=accounts.Policy(emails_per_minute=2))
+    for address in ("a@example.com", "b@example.com"):
+        await accounts.register(accounts.Register(address, "pass word"), limited)
+    with pytest.raises(errors.RateLimited) as caught:
+        await accounts.register(accounts.Register("c@example.com", "pass word"), limited)
+    assert 0 < caught.value.retry_after_seconds <= 60
+    assert len(w.store.users) == 2 and len(w.store.deliveries) == 2
+    w.clock.advance(60)
+    await accounts.register(accounts.Register("c@example.com", "pass word"), limited)
+    assert len(w.store.users) == 3
