@@ -12,7 +12,7 @@ from domain import errors
 
 class Argon2Hasher:
     def __init__(
-        self, *, time_cost: int, memory_kib: int, threads: int, max_waiting: int = 32
+        self, *, time_cost: int, memory_kib: int, threads: int, max_waiting: int = 128
     ) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
         # argon2 releases the GIL, so a pool of about one thread per core hashes

@@ -169,7 +169,7 @@ class Settings:
     password_hash_time_cost: int = 3
     password_hash_memory_kib: int = 65536
     password_hash_threads: int = 2
-    password_hash_max_waiting: int = 32
+    password_hash_max_waiting: int = 128
     db_pool_size: int = 10
     graphiql_enabled: bool = False
     debug: bool = False
@@ -226,7 +226,7 @@ class Settings:
             password_hash_threads=r.get(
                 "PASSWORD_HASH_THREADS", _positive_int, max(2, os.cpu_count() or 2)
             ),
-            password_hash_max_waiting=r.get("PASSWORD_HASH_MAX_WAITING", _positive_int, 32),
+            password_hash_max_waiting=r.get("PASSWORD_HASH_MAX_WAITING", _positive_int, 128),
             db_pool_size=r.get("DB_POOL_SIZE", _positive_int, 10),
             graphiql_enabled=r.get("GRAPHIQL_ENABLED", _bool, False),
             debug=r.get("DEBUG", _bool, False),
