@@ -26,6 +26,7 @@ class Container:
     accounts: accounts.Accounts
     courier: delivery.Courier
     hasher: passwords.Argon2Hasher
+    mailer: mailer.SmtpMailer
     hub: live.RegistrationHub
 
     async def database_ready(self) -> bool:
@@ -48,6 +49,7 @@ class Container:
 
     async def close(self) -> None:
         await self.hub.close()
+        await self.mailer.close()
         self.hasher.close()
         await self.engine.dispose()
 
@@ -89,19 +91,21 @@ def build(settings: Settings) -> Container:
             emails_per_minute=settings.emails_per_minute,
         ),
     )
+    smtp = mailer.SmtpMailer(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        security=settings.smtp_security,
+        mail_from=settings.mail_from,
+        username=settings.smtp_username,
+        password=settings.smtp_password,
+        timeout=settings.smtp_timeout,
+        pool_size=settings.smtp_pool_size,
+    )
     courier = delivery.Courier(
         uow=worker_uow,
         tokens=signer,
         renderer=rendering.JinjaRenderer(),
-        mailer=mailer.SmtpMailer(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            security=settings.smtp_security,
-            mail_from=settings.mail_from,
-            username=settings.smtp_username,
-            password=settings.smtp_password,
-            timeout=settings.smtp_timeout,
-        ),
+        mailer=smtp,
         clock=clock,
         public_url=settings.public_url,
         verification_max_age=settings.email_verification_max_age,
@@ -119,6 +123,7 @@ def build(settings: Settings) -> Container:
         accounts=service,
         courier=courier,
         hasher=hasher,
+        mailer=smtp,
         hub=live.RegistrationHub(
             database_url=settings.database_url,
             engine=engine,

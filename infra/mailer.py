@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import email.message
 import email.utils
 import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import aiosmtplib
 
 from domain import emails, errors
 from infra.settings import SmtpSecurity
+
+T = TypeVar("T")
 
 
 def _reply(exc: aiosmtplib.SMTPResponseException) -> errors.DeliveryFailure:
@@ -59,6 +65,13 @@ def build_message(mail_from: str, outgoing: emails.OutgoingEmail) -> email.messa
 
 
 class SmtpMailer:
+    """Sends over a small pool of open SMTP connections.
+
+    A connection is reused while it works and dropped after any failure; a
+    pooled connection that the server closed while idle is replaced once,
+    before anything of the message was sent on it.
+    """
+
     def __init__(
         self,
         *,
@@ -69,6 +82,7 @@ class SmtpMailer:
         username: str | None = None,
         password: str | None = None,
         timeout: float = 30,
+        pool_size: int = 2,
     ) -> None:
         self.host = host
         self.port = port
@@ -77,6 +91,9 @@ class SmtpMailer:
         self.username = username
         self.password = password
         self.timeout = timeout
+        self.pool_size = pool_size
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._slots: asyncio.Semaphore | None = None
 
     def _client(self) -> aiosmtplib.SMTP:
         # STARTTLS is asked for explicitly: with start_tls=None aiosmtplib
@@ -92,20 +109,62 @@ class SmtpMailer:
             timeout=self.timeout,
         )
 
-    async def rehearse(self) -> None:
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[tuple[aiosmtplib.SMTP, bool]]:
+        """A connected client, and whether it was reused from the pool."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.pool_size)
+        async with self._slots:
+            reused = bool(self._idle)
+            client = self._idle.pop() if reused else self._client()
+            if not client.is_connected:
+                reused = False
+                await client.connect()
+            try:
+                yield client, reused
+            except BaseException:
+                client.close()
+                raise
+            if client.is_connected:
+                self._idle.append(client)
+
+    async def _use(self, action: Callable[[aiosmtplib.SMTP], Awaitable[T]]) -> T:
         try:
-            async with self._client() as client:
-                await client.noop()
+            async with self._connection() as (client, reused):
+                try:
+                    return await action(client)
+                except aiosmtplib.SMTPServerDisconnected:
+                    if not reused:
+                        raise
+            # The server had closed the idle connection: once more, on a new one.
+            async with self._connection() as (client, _):
+                return await action(client)
         except Exception as exc:
             raise classify(exc) from exc
 
+    async def rehearse(self) -> None:
+        # On a pooled connection like a send, and two round trips like the
+        # envelope of one, so that it takes about as long.
+        async def exchange(client: aiosmtplib.SMTP) -> None:
+            await client.noop()
+            await client.rset()
+
+        await self._use(exchange)
+
     async def send(self, outgoing: emails.OutgoingEmail) -> None:
         message = build_message(self.mail_from, outgoing)
-        try:
-            async with self._client() as client:
-                refused, _ = await client.send_message(message)
-        except Exception as exc:
-            raise classify(exc) from exc
+
+        async def transaction(client: aiosmtplib.SMTP) -> dict[str, Any]:
+            refused, _ = await client.send_message(message)
+            return dict(refused)
+
+        refused = await self._use(transaction)
         if refused:
             code, reason = next(iter(refused.values()))
             raise errors.DeliveryFailure(transient=400 <= code < 500, code=code, reason=reason)
+
+    async def close(self) -> None:
+        while self._idle:
+            client = self._idle.pop()
+            with contextlib.suppress(Exception):
+                await client.quit()

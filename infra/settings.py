@@ -151,6 +151,7 @@ class Settings:
     smtp_username: str | None = None
     smtp_password: str | None = field(default=None, repr=False)
     smtp_timeout: int = 30
+    smtp_pool_size: int = 2
     job_queue_enabled: bool = True
     email_verification_max_age: int = 48 * 3600
     email_cooldown_seconds: int = 60
@@ -201,6 +202,7 @@ class Settings:
             smtp_username=username,
             smtp_password=password,
             smtp_timeout=r.get("SMTP_TIMEOUT", _positive_int, 30),
+            smtp_pool_size=r.get("SMTP_POOL_SIZE", _positive_int, 2),
             mail_from=r.get("MAIL_FROM", _mail_from),
             secret_keys=r.get("SECRET_KEYS", _secret_keys),
             public_url=r.get("PUBLIC_URL", _public_url),
