@@ -36,6 +36,7 @@ pytest: $(STAMP)
 # Not part of `make test`: ratios against baselines measured in the same run.
 bench: $(STAMP)
 	$(BIN)/python -m bench.subscriptions
+	$(BIN)/python -m bench.delivery
 
 clean:
 	rm -rf $(VENV) .herald .pytest_cache .mypy_cache .ruff_cache
