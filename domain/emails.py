@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
 
 class EmailKind(enum.StrEnum):
@@ -49,11 +48,9 @@ class Delivery:
     registration_id: uuid.UUID | None
     recipient: str | None
     suppressed: bool
-    status: DeliveryStatus
     attempts: int
     message_id: str
     verification_nonce: int | None
-    created_at: datetime
 
 
 @dataclass(frozen=True)

@@ -104,11 +104,9 @@ _DELIVERY_COLUMNS = (
     db.email_deliveries.c.registration_id,
     db.email_deliveries.c.recipient,
     db.email_deliveries.c.suppressed,
-    db.email_deliveries.c.status,
     db.email_deliveries.c.attempts,
     db.email_deliveries.c.message_id,
     db.email_deliveries.c.verification_nonce,
-    db.email_deliveries.c.created_at,
 )
 
 
@@ -150,11 +148,9 @@ class SqlDeliveryRepository:
             registration_id=row.registration_id,
             recipient=row.recipient,
             suppressed=row.suppressed,
-            status=emails.DeliveryStatus(row.status),
             attempts=row.attempts,
             message_id=row.message_id,
             verification_nonce=row.verification_nonce,
-            created_at=row.created_at,
         )
 
     async def _set(self, delivery_id: uuid.UUID, **values: Any) -> None:

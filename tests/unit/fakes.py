@@ -95,11 +95,9 @@ class FakeDeliveries:
             registration_id=row["registration_id"],
             recipient=None if user is None else user.email,
             suppressed=row["suppressed"],
-            status=row["status"],
             attempts=row["attempts"],
             message_id=f"<{delivery_id}@test>",
             verification_nonce=row["verification_nonce"],
-            created_at=now,
         )
 
     async def mark_sent(self, delivery_id: uuid.UUID, now: datetime) -> None:

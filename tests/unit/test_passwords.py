@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 
 from argon2 import PasswordHasher
 
@@ -13,7 +12,6 @@ from infra.passwords import Argon2Hasher
 
 async def test_hashes_are_argon2id_and_made_off_the_event_loop() -> None:
     hasher = Argon2Hasher(time_cost=1, memory_kib=1024, threads=2)
-    loop_thread = threading.get_ident()
     ticks = 0
 
     async def ticker() -> None:
@@ -30,7 +28,8 @@ async def test_hashes_are_argon2id_and_made_off_the_event_loop() -> None:
         hasher.close()
     assert hashed.startswith("$argon2id$")
     assert PasswordHasher().verify(hashed, "correct horse")
-    assert ticks > 0 and threading.get_ident() == loop_thread
+    # The loop kept running while the hash was made: it was not made on it.
+    assert ticks > 0
 
 
 async def test_past_the_waiting_limit_a_hash_is_refused_not_queued() -> None:
