@@ -37,7 +37,11 @@ class HeraldGraphQL(GraphQL[Context, None]):
     ) -> Context:
         container: bootstrap.Container = request.app.state.container
         return Context(
-            request=request, response=response, accounts=container.accounts, feed=container.hub
+            request=request,
+            response=response,
+            accounts=container.accounts,
+            operations=container.operations,
+            feed=container.hub,
         )
 
 

@@ -16,7 +16,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
-from api import fanout, subscriptions, types
+from api import fanout, operations, subscriptions, types
 from api.mutations import register, resend_verification_email, verify_email
 from domain import users
 
@@ -31,6 +31,17 @@ def _password_policy() -> types.PasswordPolicy:
 class Query:
     password_policy: types.PasswordPolicy = strawberry.field(
         resolver=_password_policy, description="The rules a new password must follow."
+    )
+    email_deliveries = strawberry.field(
+        resolver=operations.email_deliveries,
+        description="Admin only: the delivery record, newest first.",
+    )
+    email_delivery = strawberry.field(
+        resolver=operations.email_delivery, description="Admin only: one delivery by id."
+    )
+    delivery_stats = strawberry.field(
+        resolver=operations.delivery_stats,
+        description="Admin only: deliveries of the last hour and day, by status.",
     )
 
 
@@ -47,6 +58,10 @@ class Mutation:
     resend_verification_email = strawberry.mutation(
         resolver=resend_verification_email.resend_verification_email,
         description="Send a new verification link (at most one per address a minute).",
+    )
+    retry_email_delivery = strawberry.mutation(
+        resolver=operations.retry_email_delivery,
+        description="Admin only: queue a failed delivery again.",
     )
 
 

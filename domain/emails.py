@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 
 class EmailKind(enum.StrEnum):
@@ -65,3 +67,38 @@ class OutgoingEmail:
     recipient: str
     message_id: str
     content: RenderedEmail
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """A delivery as an operator sees it: what it is, where it stands, what went wrong."""
+
+    id: uuid.UUID
+    kind: EmailKind
+    status: DeliveryStatus
+    recipient: str | None
+    suppressed: bool
+    registration_id: uuid.UUID | None
+    # Attempts since the delivery was last queued (by Herald or by an operator).
+    attempts: int
+    manual_retries: int
+    last_smtp_code: int | None
+    last_error: str | None
+    message_id: str
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DeliveryCounts:
+    """How many deliveries created in a window stand in each status."""
+
+    by_status: Mapping[DeliveryStatus, int]
+
+    def __getitem__(self, status: DeliveryStatus) -> int:
+        return self.by_status.get(status, 0)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())

@@ -81,3 +81,19 @@ class DeliveryLeased(DomainError):
     def __init__(self, until: datetime) -> None:
         super().__init__()
         self.until = until
+
+
+class NotAuthorized(DomainError):
+    """This needs an admin API key: send one as "Authorization: Bearer <key>"."""
+
+
+class DeliveryNotFound(DomainError):
+    """There is no email delivery with this id."""
+
+
+class DeliveryNotRetryable(DomainError):
+    """Only a delivery that failed for good can be retried; this one has not."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"Only a failed delivery can be retried; this one is {status}.")
+        self.status = status

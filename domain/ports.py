@@ -62,6 +62,28 @@ class DeliveryRepository(Protocol):
         database retries ran out, it was cancelled), including attempts whose
         lease began before ``leased_before``."""
 
+    # What operators read and do (see ``domain.operations``).
+
+    async def get(self, delivery_id: uuid.UUID) -> emails.DeliveryRecord | None: ...
+
+    async def page(
+        self,
+        *,
+        status: emails.DeliveryStatus | None,
+        kind: emails.EmailKind | None,
+        before: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[emails.DeliveryRecord]:
+        """Newest first (by creation, then id), only those strictly older than
+        ``before`` when given, at most ``limit``."""
+
+    async def requeue(self, delivery_id: uuid.UUID, now: datetime) -> emails.DeliveryRecord | None:
+        """Put a ``failed`` delivery back to ``queued`` with a fresh count of
+        attempts; None (and no change) when it is not failed."""
+
+    async def count_by_status(self, *, since: datetime) -> emails.DeliveryCounts:
+        """Deliveries created at or after ``since``, by status."""
+
 
 class EmailOutbox(Protocol):
     async def enqueue(self, request: emails.EmailRequest) -> None:

@@ -13,7 +13,7 @@ import procrastinate
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from domain import accounts, delivery
+from domain import accounts, delivery, operations
 from infra import addresses, db, jobs, live, mailer, passwords, rendering, tokens, unit_of_work
 from infra.settings import Settings
 
@@ -24,6 +24,7 @@ class Container:
     engine: AsyncEngine
     queue: procrastinate.App
     accounts: accounts.Accounts
+    operations: operations.Operations
     courier: delivery.Courier
     hasher: passwords.Argon2Hasher
     mailer: mailer.SmtpMailer
@@ -121,6 +122,9 @@ def build(settings: Settings) -> Container:
         engine=engine,
         queue=queue,
         accounts=service,
+        operations=operations.Operations(
+            uow=uow, clock=clock, admin_keys=operations.AdminKeys.of(settings.admin_api_keys)
+        ),
         courier=courier,
         hasher=hasher,
         mailer=smtp,

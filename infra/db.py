@@ -37,6 +37,7 @@ email_deliveries = sa.Table(
     sa.Column("verification_nonce", sa.Integer),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("manual_retries", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_smtp_code", sa.Integer),
     sa.Column("last_error", sa.Text),
     sa.Column("message_id", sa.Text, nullable=False, unique=True),
@@ -51,6 +52,7 @@ email_deliveries = sa.Table(
     sa.Index("email_deliveries_user_kind", "user_id", "kind"),
     sa.Index("email_deliveries_registration", "registration_id"),
     sa.Index("email_deliveries_status_created", "status", "created_at"),
+    sa.Index("email_deliveries_created", "created_at", "id"),
     sa.Index(
         "email_deliveries_pending",
         "created_at",

@@ -190,6 +190,59 @@ class SqlDeliveryRepository:
         statement = sa.select(t.c.registration_id).where(t.c.message_id == message_id)
         return (await self.session.execute(statement)).scalar_one_or_none()
 
+    async def get(self, delivery_id: uuid.UUID) -> emails.DeliveryRecord | None:
+        t = db.email_deliveries
+        row = (
+            await self.session.execute(sa.select(*_RECORD_COLUMNS).where(t.c.id == delivery_id))
+        ).first()
+        return None if row is None else _record(row)
+
+    async def page(
+        self,
+        *,
+        status: emails.DeliveryStatus | None,
+        kind: emails.EmailKind | None,
+        before: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[emails.DeliveryRecord]:
+        t = db.email_deliveries
+        statement = sa.select(*_RECORD_COLUMNS)
+        if status is not None:
+            statement = statement.where(t.c.status == status.value)
+        if kind is not None:
+            statement = statement.where(t.c.kind == kind.value)
+        if before is not None:
+            # A row comparison: the index on (created_at, id) answers it directly.
+            statement = statement.where(sa.tuple_(t.c.created_at, t.c.id) < sa.tuple_(*before))
+        statement = statement.order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit)
+        return [_record(row) for row in await self.session.execute(statement)]
+
+    async def requeue(self, delivery_id: uuid.UUID, now: datetime) -> emails.DeliveryRecord | None:
+        t = db.email_deliveries
+        statement = (
+            sa.update(t)
+            .where(t.c.id == delivery_id, t.c.status == emails.DeliveryStatus.FAILED)
+            .values(
+                status=emails.DeliveryStatus.QUEUED,
+                attempts=0,
+                manual_retries=t.c.manual_retries + 1,
+                updated_at=now,
+            )
+            .returning(*_RECORD_COLUMNS)
+        )
+        row = (await self.session.execute(statement)).first()
+        return None if row is None else _record(row)
+
+    async def count_by_status(self, *, since: datetime) -> emails.DeliveryCounts:
+        t = db.email_deliveries
+        statement = (
+            sa.select(t.c.status, sa.func.count())
+            .where(t.c.created_at >= since)
+            .group_by(t.c.status)
+        )
+        rows = await self.session.execute(statement)
+        return emails.DeliveryCounts({emails.DeliveryStatus(s): n for s, n in rows})
+
     async def stranded(
         self, *, created_before: datetime, leased_before: datetime, limit: int
     ) -> list[uuid.UUID]:
@@ -221,6 +274,43 @@ class SqlDeliveryRepository:
             .with_for_update(of=t, skip_locked=True)
         )
         return list((await self.session.execute(statement)).scalars())
+
+
+_RECORD_COLUMNS = (
+    db.email_deliveries.c.id,
+    db.email_deliveries.c.kind,
+    db.email_deliveries.c.status,
+    db.email_deliveries.c.recipient,
+    db.email_deliveries.c.suppressed,
+    db.email_deliveries.c.registration_id,
+    db.email_deliveries.c.attempts,
+    db.email_deliveries.c.manual_retries,
+    db.email_deliveries.c.last_smtp_code,
+    db.email_deliveries.c.last_error,
+    db.email_deliveries.c.message_id,
+    db.email_deliveries.c.created_at,
+    db.email_deliveries.c.updated_at,
+    db.email_deliveries.c.sent_at,
+)
+
+
+def _record(row: Any) -> emails.DeliveryRecord:
+    return emails.DeliveryRecord(
+        id=row.id,
+        kind=emails.EmailKind(row.kind),
+        status=emails.DeliveryStatus(row.status),
+        recipient=row.recipient,
+        suppressed=row.suppressed,
+        registration_id=row.registration_id,
+        attempts=row.attempts,
+        manual_retries=row.manual_retries,
+        last_smtp_code=row.last_smtp_code,
+        last_error=row.last_error,
+        message_id=row.message_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        sent_at=row.sent_at,
+    )
 
 
 def _hashed(key: str) -> str:

@@ -73,12 +73,18 @@ def _mail_from(raw: str) -> str:
     return raw.strip()
 
 
-def _secret_keys(raw: str) -> tuple[str, ...]:
+def _keys(raw: str) -> tuple[str, ...]:
+    """Comma-separated keys, each long enough not to be guessed."""
     keys = tuple(k.strip() for k in raw.split(",") if k.strip())
-    if not keys:
-        raise ValueError("must hold at least one key")
     if any(len(k) < 32 for k in keys):
         raise ValueError("each key must be at least 32 characters (openssl rand -hex 32)")
+    return keys
+
+
+def _secret_keys(raw: str) -> tuple[str, ...]:
+    keys = _keys(raw)
+    if not keys:
+        raise ValueError("must hold at least one key")
     return keys
 
 
@@ -117,7 +123,7 @@ def _security(raw: str) -> SmtpSecurity:
 
 
 # Their values never appear in an error message.
-_SECRET = {"SECRET_KEYS", "SMTP_PASSWORD", "DATABASE_URL"}
+_SECRET = {"SECRET_KEYS", "SMTP_PASSWORD", "DATABASE_URL", "ADMIN_API_KEYS"}
 
 
 class _Reader:
@@ -148,6 +154,7 @@ class Settings:
     mail_from: str
     secret_keys: tuple[str, ...] = field(repr=False)
     public_url: str
+    admin_api_keys: tuple[str, ...] = field(default=(), repr=False)
     smtp_username: str | None = None
     smtp_password: str | None = field(default=None, repr=False)
     smtp_timeout: int = 30
@@ -206,6 +213,7 @@ class Settings:
             mail_from=r.get("MAIL_FROM", _mail_from),
             secret_keys=r.get("SECRET_KEYS", _secret_keys),
             public_url=r.get("PUBLIC_URL", _public_url),
+            admin_api_keys=r.get("ADMIN_API_KEYS", _keys, ()),
             job_queue_enabled=r.get("JOB_QUEUE_ENABLED", _bool, True),
             email_verification_max_age=r.get("EMAIL_VERIFICATION_MAX_AGE", _positive_int, 172800),
             email_cooldown_seconds=r.get("EMAIL_COOLDOWN_SECONDS", _positive_int, 60),

@@ -7,6 +7,7 @@ from typing import Any
 from infra.settings import Settings
 
 SECRET = "test-secret-key-" + "k" * 32
+ADMIN_KEY = "test-admin-key-" + "a" * 32
 
 
 def environment(database_url: str, **overrides: Any) -> dict[str, str]:
@@ -19,6 +20,7 @@ def environment(database_url: str, **overrides: Any) -> dict[str, str]:
         "SMTP_TIMEOUT": "5",
         "MAIL_FROM": "Herald <no-reply@herald.test>",
         "SECRET_KEYS": SECRET,
+        "ADMIN_API_KEYS": ADMIN_KEY,
         "PUBLIC_URL": "http://127.0.0.1:8000",
         "PASSWORD_HASH_TIME_COST": "1",
         "PASSWORD_HASH_MEMORY_KIB": "1024",

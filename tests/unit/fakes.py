@@ -10,7 +10,9 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from domain import accounts, delivery, emails, errors, progress, users
+from domain import accounts, delivery, emails, errors, operations, progress, users
+
+ADMIN_KEY = "admin-key-for-unit-tests-0123456789"
 
 
 class FakeClock:
@@ -34,6 +36,7 @@ class Store:
         self.windows: dict[tuple[str, float], int] = {}
         self.steps: list[progress.RegistrationStep] = []
         self.queue_up = True  # False: the job queue is down, deliveries get no job
+        self.clock: FakeClock | None = None  # stamps deliveries when set
 
 
 class FakeUsers:
@@ -134,6 +137,69 @@ class FakeDeliveries:
             for key, row in self.store.deliveries.items()
             if row["status"] is emails.DeliveryStatus.QUEUED and not row["job"]
         ][:limit]
+
+    def _record(self, key: uuid.UUID) -> emails.DeliveryRecord:
+        row = self.store.deliveries[key]
+        user = self.store.users.get(row["user_id"]) if row["user_id"] else None
+        return emails.DeliveryRecord(
+            id=key,
+            kind=row["kind"],
+            status=row["status"],
+            recipient=None if user is None else user.email,
+            suppressed=row["suppressed"],
+            registration_id=row["registration_id"],
+            attempts=row["attempts"],
+            manual_retries=row.get("manual_retries", 0),
+            last_smtp_code=row.get("code"),
+            last_error=row.get("reason"),
+            message_id=f"<{key}@test>",
+            created_at=row["created_at"],
+            updated_at=row["created_at"],
+            sent_at=None,
+        )
+
+    async def get(self, delivery_id: uuid.UUID) -> emails.DeliveryRecord | None:
+        return self._record(delivery_id) if delivery_id in self.store.deliveries else None
+
+    async def page(
+        self,
+        *,
+        status: emails.DeliveryStatus | None,
+        kind: emails.EmailKind | None,
+        before: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[emails.DeliveryRecord]:
+        records = sorted(
+            (self._record(key) for key in self.store.deliveries),
+            key=lambda r: (r.created_at, r.id),
+            reverse=True,
+        )
+        return [
+            r
+            for r in records
+            if (status is None or r.status is status)
+            and (kind is None or r.kind is kind)
+            and (before is None or (r.created_at, r.id) < before)
+        ][:limit]
+
+    async def requeue(self, delivery_id: uuid.UUID, now: datetime) -> emails.DeliveryRecord | None:
+        row = self.store.deliveries.get(delivery_id)
+        if row is None or row["status"] is not emails.DeliveryStatus.FAILED:
+            return None
+        row.update(
+            status=emails.DeliveryStatus.QUEUED,
+            attempts=0,
+            manual_retries=row.get("manual_retries", 0) + 1,
+            job=False,
+        )
+        return self._record(delivery_id)
+
+    async def count_by_status(self, *, since: datetime) -> emails.DeliveryCounts:
+        counts: dict[emails.DeliveryStatus, int] = {}
+        for row in self.store.deliveries.values():
+            if row["created_at"] >= since:
+                counts[row["status"]] = counts.get(row["status"], 0) + 1
+        return emails.DeliveryCounts(counts)
 
 
 class FakeProgress:
@@ -246,6 +312,7 @@ class FakeUnitOfWork:
                 "status": emails.DeliveryStatus.QUEUED,
                 "attempts": 0,
                 "job": self.store.queue_up,
+                "created_at": self.store.clock.now() if self.store.clock else datetime.now(UTC),
             }
         self.store.cooldowns.update(self._cooldowns)
         self.store.windows.update(self._windows)
@@ -332,11 +399,13 @@ class World:
     mailer: FakeMailer
     accounts: accounts.Accounts
     courier: delivery.Courier
+    operations: operations.Operations
 
 
 def world() -> World:
     store = Store()
     clock = FakeClock()
+    store.clock = clock
 
     @asynccontextmanager
     async def uow() -> AsyncIterator[FakeUnitOfWork]:
@@ -365,4 +434,7 @@ def world() -> World:
         clock=clock,
         public_url="https://herald.test",
     )
-    return World(store, clock, hasher, signer, mailer, service, courier)
+    ops = operations.Operations(
+        uow=uow, clock=clock, admin_keys=operations.AdminKeys.of([ADMIN_KEY])
+    )
+    return World(store, clock, hasher, signer, mailer, service, courier, ops)

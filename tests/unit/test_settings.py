@@ -82,6 +82,7 @@ def test_the_smtp_password_is_not_in_the_repr() -> None:
     [
         ("SECRET_KEYS", "k" * 40 + ",short"),
         ("DATABASE_URL", "mysql://herald:s3cr3t-db-pass@db/herald"),
+        ("ADMIN_API_KEYS", "k" * 40 + ",s3cr3t"),
     ],
 )
 def test_a_bad_secret_is_named_but_never_shown(name: str, value: str) -> None:
@@ -94,9 +95,15 @@ def test_a_bad_secret_is_named_but_never_shown(name: str, value: str) -> None:
 
 def test_secrets_are_not_in_the_repr() -> None:
     settings = Settings.from_env(
-        {**VALID, "DATABASE_URL": "postgresql://herald:s3cr3t-db-pass@db/herald"}
+        {
+            **VALID,
+            "DATABASE_URL": "postgresql://herald:s3cr3t-db-pass@db/herald",
+            "ADMIN_API_KEYS": " " + "z" * 32 + " , " + "y" * 40,
+        }
     )
+    assert settings.admin_api_keys == ("z" * 32, "y" * 40)
     assert "s3cr3t" not in repr(settings) and "a" * 32 not in repr(settings)
+    assert "z" * 32 not in repr(settings)
 
 
 def test_the_send_lease_must_outlast_an_smtp_attempt() -> None:
