@@ -41,3 +41,9 @@ class Context:
             if "authorization" in params:
                 return _bearer(params["authorization"])
         return _bearer(self.request.headers.get("authorization"))
+
+    @property
+    def client(self) -> str | None:
+        """The client's network address (the proxy's forwarded one behind a
+        trusted proxy), for per-client limits."""
+        return self.request.client.host if self.request.client else None

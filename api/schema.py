@@ -17,7 +17,14 @@ from strawberry.extensions import (
 )
 
 from api import fanout, operations, subscriptions, types
-from api.mutations import register, resend_verification_email, verify_email
+from api.mutations import (
+    email_change,
+    password_reset,
+    register,
+    resend_verification_email,
+    session,
+    verify_email,
+)
 from domain import users
 
 
@@ -29,6 +36,9 @@ def _password_policy() -> types.PasswordPolicy:
 
 @strawberry.type
 class Query:
+    me: types.User | None = strawberry.field(
+        resolver=session.me, description="The signed-in account; null without a valid session."
+    )
     password_policy: types.PasswordPolicy = strawberry.field(
         resolver=_password_policy, description="The rules a new password must follow."
     )
@@ -58,6 +68,29 @@ class Mutation:
     resend_verification_email = strawberry.mutation(
         resolver=resend_verification_email.resend_verification_email,
         description="Send a new verification link (at most one per address a minute).",
+    )
+    sign_in = strawberry.mutation(
+        resolver=session.sign_in,
+        description="Start a session for a verified account.",
+    )
+    sign_out = strawberry.mutation(
+        resolver=session.sign_out, description="End the current session."
+    )
+    request_password_reset = strawberry.mutation(
+        resolver=password_reset.request_password_reset,
+        description="Email a link to choose a new password (answered the same for every address).",
+    )
+    reset_password = strawberry.mutation(
+        resolver=password_reset.reset_password,
+        description="Choose a new password with the emailed link's token; ends every session.",
+    )
+    request_email_change = strawberry.mutation(
+        resolver=email_change.request_email_change,
+        description="Signed in: move the account to another address, once that address confirms.",
+    )
+    confirm_email_change = strawberry.mutation(
+        resolver=email_change.confirm_email_change,
+        description="Confirm a new address with the token from the emailed link.",
     )
     retry_email_delivery = strawberry.mutation(
         resolver=operations.retry_email_delivery,

@@ -12,11 +12,15 @@ class User:
     id: strawberry.ID
     email: str
     email_verified: bool
+    locale: str = strawberry.field(description="The language of the account's emails.")
 
     @classmethod
     def from_domain(cls, user: users.User) -> User:
         return cls(
-            id=strawberry.ID(str(user.id)), email=user.email, email_verified=user.email_verified
+            id=strawberry.ID(str(user.id)),
+            email=user.email,
+            email_verified=user.email_verified,
+            locale=user.locale,
         )
 
 
@@ -44,7 +48,7 @@ class InvalidToken:
     message: str
 
 
-@strawberry.type(description="The link is too old; ask for a new one with resendVerificationEmail.")
+@strawberry.type(description="The link is too old; ask for a new one.")
 class ExpiredToken:
     message: str
 
@@ -63,3 +67,32 @@ class RateLimited:
 class PasswordPolicy:
     min_length: int
     max_length: int
+
+
+@strawberry.type(description="The address or the password is wrong (the same answer for both).")
+class InvalidCredentials:
+    message: str
+
+
+@strawberry.type(
+    description="The password is right but the address is not confirmed yet; "
+    "resendVerificationEmail sends a new link."
+)
+class EmailNotVerified:
+    message: str
+
+
+@strawberry.type(description="This needs a session: send `Authorization: Bearer <accessToken>`.")
+class NotSignedIn:
+    message: str
+
+
+@strawberry.type(description="Another account already uses this address.")
+class AddressUnavailable:
+    message: str
+
+
+def token_error(error: errors.InvalidToken | errors.ExpiredToken) -> InvalidToken | ExpiredToken:
+    if isinstance(error, errors.ExpiredToken):
+        return ExpiredToken(message=error.message)
+    return InvalidToken(message=error.message)

@@ -17,6 +17,8 @@ from domain import errors, events, handlers, ports, progress, users
 # passes for another.
 VERIFY_EMAIL_PURPOSE = "herald.verify-email"
 REGISTRATION_PURPOSE = "herald.registration"
+PASSWORD_RESET_PURPOSE = "herald.password-reset"  # noqa: S105 (a salt, not a secret)
+EMAIL_CHANGE_PURPOSE = "herald.email-change"
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,13 @@ class Policy:
     # in all a minute: the sender's reputation is every user's deliverability.
     hourly_email_cap: int = 5
     emails_per_minute: int = 600
+    session_max_age: int = 30 * 24 * 3600
+    password_reset_max_age: int = 3600
+    email_change_max_age: int = 24 * 3600
+    # Failed sign-ins allowed per address, and per client address, in a window.
+    sign_in_window_seconds: int = 15 * 60
+    sign_in_failures_per_account: int = 10
+    sign_in_failures_per_client: int = 100
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,7 @@ class Accounts:
 class Register:
     email: str
     password: str
+    locale: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,11 +81,14 @@ class RegistrationStarted:
     registration_token: str
 
 
-def _address(accounts: Accounts, raw: str) -> tuple[str | None, list[errors.FieldProblem]]:
+def address(
+    accounts: Accounts, raw: str, field: str = "email"
+) -> tuple[str | None, list[errors.FieldProblem]]:
+    """The normalised address, or the problem with it as a field error."""
     try:
         return accounts.addresses.normalize(raw), []
     except errors.InvalidAddress as exc:
-        return None, [errors.FieldProblem(field="email", message=exc.message)]
+        return None, [errors.FieldProblem(field=field, message=exc.message)]
 
 
 def _cooldown_key(email: str) -> str:
@@ -86,7 +99,7 @@ def _hourly_key(email: str) -> str:
     return f"account-email-hour:{email.lower()}"
 
 
-async def _within_budget(uow: ports.UnitOfWork, policy: Policy, now: datetime) -> None:
+async def within_budget(uow: ports.UnitOfWork, policy: Policy, now: datetime) -> None:
     """Every request that queues an email, real or suppressed, spends from one
     budget a minute; past it, nothing is queued and nothing is created."""
     wait = await uow.cooldowns.take(
@@ -95,6 +108,27 @@ async def _within_budget(uow: ports.UnitOfWork, policy: Policy, now: datetime) -
     if wait is not None:
         raise errors.RateLimited(
             wait, f"Herald is sending a lot of email right now; try again in {wait} s."
+        )
+
+
+async def limit_emails_to(uow: ports.UnitOfWork, policy: Policy, email: str, now: datetime) -> None:
+    """Spend from the global budget, the address's cooldown and its hourly cap
+    for one email about ``email``, or raise ``RateLimited``. Every address,
+    with or without an account, is limited alike, so the limits reveal nothing."""
+    await within_budget(uow, policy, now)
+    wait = await uow.cooldowns.acquire(
+        _cooldown_key(email), seconds=policy.email_cooldown_seconds, now=now
+    )
+    if wait is not None:
+        raise errors.RateLimited(
+            wait, f"An email was sent to this address recently; try again in {wait} s."
+        )
+    wait = await uow.cooldowns.take(
+        _hourly_key(email), limit=policy.hourly_email_cap, window_seconds=3600, now=now
+    )
+    if wait is not None:
+        raise errors.RateLimited(
+            wait, f"Too many emails to this address this hour; try again in {wait} s."
         )
 
 
@@ -111,8 +145,10 @@ async def register(command: Register, accounts: Accounts) -> RegistrationStarted
     verification link, or a notice that the account exists), at most once per
     cooldown, so the response never tells a caller whether the address is known.
     """
-    email, problems = _address(accounts, command.email)
+    email, problems = address(accounts, command.email)
     problems += users.password_problems(command.password)
+    locale = command.locale or users.DEFAULT_LOCALE
+    problems += users.locale_problems(locale)
     if email is None or problems:
         raise errors.InvalidInput(problems, "Check the highlighted fields.")
 
@@ -122,8 +158,8 @@ async def register(command: Register, accounts: Accounts) -> RegistrationStarted
     cooldown = accounts.policy.email_cooldown_seconds
     policy = accounts.policy
     async with accounts.uow() as uow:
-        await _within_budget(uow, policy, now)
-        user = users.User.new(email=email, password_hash=password_hash, now=now)
+        await within_budget(uow, policy, now)
+        user = users.User.new(email=email, password_hash=password_hash, now=now, locale=locale)
         happened: list[events.Event] = []
         added = await uow.users.add(user)
         wait = await uow.cooldowns.acquire(_cooldown_key(email), seconds=cooldown, now=now)
@@ -154,8 +190,12 @@ async def _repeat(
     if user is None:  # deleted since the insert found its address taken
         return events.VerificationEmailRequested(None, registration_id, False, None, True)
     nonce = user.verification_nonce
-    if not user.email_verified and not suppressed:
-        nonce = await uow.users.bump_verification_nonce(user.id)
+    if not user.email_verified:
+        # Whoever registered first chose the password, and it may not be the
+        # owner of the address: whoever verifies it must choose one anew.
+        await uow.users.contest_password(user.id)
+        if not suppressed:
+            nonce = await uow.users.bump_verification_nonce(user.id)
     return events.RegistrationRepeated(
         user.id, registration_id, user.email_verified, nonce, suppressed
     )
@@ -169,28 +209,14 @@ async def resend_verification_email(
     Unknown, unverified and verified addresses get the same answer and the same
     cooldown, so neither the response nor ``RateLimited`` reveals an account.
     """
-    email, problems = _address(accounts, command.email)
+    email, problems = address(accounts, command.email)
     if email is None:
         raise errors.InvalidInput(problems, "Check the highlighted fields.")
     registration_id = uuid.uuid4()
     now = accounts.clock.now()
     policy = accounts.policy
     async with accounts.uow() as uow:
-        await _within_budget(uow, policy, now)
-        wait = await uow.cooldowns.acquire(
-            _cooldown_key(email), seconds=policy.email_cooldown_seconds, now=now
-        )
-        if wait is not None:
-            raise errors.RateLimited(
-                wait, f"An email was sent to this address recently; try again in {wait} s."
-            )
-        wait = await uow.cooldowns.take(
-            _hourly_key(email), limit=policy.hourly_email_cap, window_seconds=3600, now=now
-        )
-        if wait is not None:
-            raise errors.RateLimited(
-                wait, f"Too many emails to this address this hour; try again in {wait} s."
-            )
+        await limit_emails_to(uow, policy, email, now)
         user = await uow.users.get_by_email(email)
         if user is None:
             # Nothing to send, but the same steps to watch as for a known address.
@@ -243,8 +269,21 @@ async def watch_registration(
     return feed.follow(registration_id)
 
 
-async def verify_email(command: VerifyEmail, accounts: Accounts) -> users.User:
-    """Consume a verification link: exactly once, and only the newest one."""
+@dataclass(frozen=True)
+class Verified:
+    user: users.User
+    # The password was contested (see ``User.password_contested``): it no
+    # longer works, and a reset link is on its way to the verified address.
+    must_choose_password: bool = False
+
+
+async def verify_email(command: VerifyEmail, accounts: Accounts) -> Verified:
+    """Consume a verification link: exactly once, and only the newest one.
+
+    If someone else also registered the address before it was verified, the
+    password may be theirs (account pre-hijacking): it is replaced by one that
+    nothing matches, and the verified owner is sent a link to choose their own.
+    """
     payload = accounts.tokens.unsign(
         VERIFY_EMAIL_PURPOSE,
         command.token,
@@ -261,6 +300,13 @@ async def verify_email(command: VerifyEmail, accounts: Accounts) -> users.User:
         user = await uow.users.mark_verified(user_id, email, nonce, now)
         if user is None:
             raise errors.InvalidToken()
-        await handlers.publish(uow, [events.EmailVerified(user.id, now, nonce)], now)
+        happened: list[events.Event] = [events.EmailVerified(user.id, now, nonce)]
+        if user.password_contested:
+            unusable = users.unusable_password()
+            await uow.users.replace_password(
+                user.id, current_hash=user.password_hash, new_hash=unusable
+            )
+            happened.append(events.PasswordResetRequested(user.id, users.fingerprint(unusable)))
+        await handlers.publish(uow, happened, now)
         await uow.commit()
-    return user
+    return Verified(user, must_choose_password=user.password_contested)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from domain import accounts, emails, errors, ports, progress
+from domain import accounts, emails, errors, ports, progress, users
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,8 @@ class Courier:
     clock: ports.Clock
     public_url: str
     verification_max_age: int = 48 * 3600
+    password_reset_max_age: int = 3600
+    email_change_max_age: int = 24 * 3600
     backoff: Backoff = Backoff()
     # How long one attempt may hold a delivery: past it, the attempt's worker
     # is taken for dead and the delivery may be claimed again.
@@ -79,23 +81,40 @@ def redact(text: str) -> str:
     return _ADDRESS.sub(r"***@\1", text)
 
 
-def _duration(seconds: int) -> str:
-    if seconds >= 2 * 3600:
-        return f"{seconds // 3600} hours"
-    if seconds >= 120:
-        return f"{seconds // 60} minutes"
-    return f"{seconds} seconds"
+def _link(courier: Courier, path: str, purpose: str, payload: dict[str, Any]) -> str:
+    return f"{courier.public_url}/{path}?token={courier.tokens.sign(purpose, payload)}"
 
 
 def _context(courier: Courier, delivery: emails.Delivery) -> dict[str, Any]:
+    """What the templates of the delivery's kind need; links are signed here,
+    as the email is sent, from the claims recorded with the request."""
     context: dict[str, Any] = {"email": delivery.recipient, "public_url": courier.public_url}
-    if delivery.kind is emails.EmailKind.VERIFY_EMAIL:
-        token = courier.tokens.sign(
-            accounts.VERIFY_EMAIL_PURPOSE,
-            {"u": str(delivery.user_id), "e": delivery.recipient, "n": delivery.verification_nonce},
-        )
-        context["link"] = f"{courier.public_url}/verify-email?token={token}"
-        context["valid_for"] = _duration(courier.verification_max_age)
+    claims = delivery.claims
+    match delivery.kind:
+        case emails.EmailKind.VERIFY_EMAIL:
+            payload = {
+                "u": str(delivery.user_id),
+                "e": delivery.recipient,
+                "n": delivery.verification_nonce,
+            }
+            context["link"] = _link(courier, "verify-email", accounts.VERIFY_EMAIL_PURPOSE, payload)
+            context["valid_for_seconds"] = courier.verification_max_age
+        case emails.EmailKind.PASSWORD_RESET:
+            payload = {"u": str(delivery.user_id), "f": claims["f"]}
+            context["link"] = _link(
+                courier, "reset-password", accounts.PASSWORD_RESET_PURPOSE, payload
+            )
+            context["valid_for_seconds"] = courier.password_reset_max_age
+        case emails.EmailKind.EMAIL_CHANGE_CONFIRM:
+            payload = {"u": str(delivery.user_id), "old": claims["old"], "new": claims["new"]}
+            context["link"] = _link(
+                courier, "confirm-email-change", accounts.EMAIL_CHANGE_PURPOSE, payload
+            )
+            context["valid_for_seconds"] = courier.email_change_max_age
+        case emails.EmailKind.EMAIL_CHANGE_NOTICE:
+            context["new_email"] = users.mask(claims["new"])
+        case _:
+            pass
     return context
 
 
@@ -128,6 +147,11 @@ async def deliver(delivery_id: uuid.UUID, courier: Courier) -> Outcome:
     # One attempt never outlives its lease: past it, another attempt could
     # take the delivery over and both would send.
     budget = courier.lease_seconds * 0.8
+    if delivery.suppressed and delivery.registration_id is None:
+        # Nobody watches this one (a reset for an address without an
+        # account, a change to a taken address): nothing to look like.
+        await _record_sent(courier, delivery, suppressed=True)
+        return Outcome.SUPPRESSED
     try:
         if delivery.suppressed or delivery.recipient is None:
             # Nothing may be sent, but the attempt must look like one to a
@@ -137,7 +161,9 @@ async def deliver(delivery_id: uuid.UUID, courier: Courier) -> Outcome:
             async with asyncio.timeout(budget):
                 await courier.mailer.rehearse()
         else:
-            content = courier.renderer.render(delivery.kind, _context(courier, delivery))
+            content = courier.renderer.render(
+                delivery.kind, _context(courier, delivery), delivery.locale
+            )
             message = emails.OutgoingEmail(
                 recipient=delivery.recipient, message_id=delivery.message_id, content=content
             )

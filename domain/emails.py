@@ -5,13 +5,18 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
 class EmailKind(enum.StrEnum):
     VERIFY_EMAIL = "verify_email"
     ACCOUNT_EXISTS = "account_exists"
+    WELCOME = "welcome"
+    PASSWORD_RESET = "password_reset"  # noqa: S105
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105
+    EMAIL_CHANGE_CONFIRM = "email_change_confirm"
+    EMAIL_CHANGE_NOTICE = "email_change_notice"
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -35,9 +40,16 @@ class EmailRequest:
 
     kind: EmailKind
     user_id: uuid.UUID | None
-    registration_id: uuid.UUID
+    # The registration it is a step of, for emails a sign-up screen watches.
+    registration_id: uuid.UUID | None = None
     verification_nonce: int | None = None
     suppressed: bool = False
+    # Where it goes when not to the account's current address (a new address
+    # to confirm).
+    recipient: str | None = None
+    # What its link must say, recorded with the request and signed only when
+    # the email is sent: no token is ever stored or put in a job's arguments.
+    claims: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,8 @@ class Delivery:
     attempts: int
     message_id: str
     verification_nonce: int | None
+    claims: Mapping[str, str] = field(default_factory=dict)
+    locale: str = "en"
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,23 @@ class ExpiredToken(DomainError):
     """This link has expired. Ask for a new one with resendVerificationEmail."""
 
 
+class InvalidCredentials(DomainError):
+    """The address or the password is wrong."""
+
+
+class EmailNotVerified(DomainError):
+    """Confirm this address first: open the link in the confirmation email, or ask
+    for a new one with resendVerificationEmail."""
+
+
+class NotSignedIn(DomainError):
+    """This needs a session: sign in and send its accessToken as "Authorization: Bearer <token>"."""
+
+
+class AddressUnavailable(DomainError):
+    """This address is already used by another account."""
+
+
 class RateLimited(DomainError):
     """Too many requests: wait before trying again."""
 

@@ -55,4 +55,42 @@ class EmailVerified:
     verification_nonce: int
 
 
-Event = UserRegistered | RegistrationRepeated | VerificationEmailRequested | EmailVerified
+@dataclass(frozen=True)
+class PasswordResetRequested:
+    """A reset link was asked for; ``user_id`` is None when the address has no
+    account (nothing is sent, but the request costs what a real one does)."""
+
+    user_id: uuid.UUID | None
+    # Of the password hash the link may replace: see ``users.fingerprint``.
+    fingerprint: str | None
+
+
+@dataclass(frozen=True)
+class PasswordChanged:
+    user_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class EmailChangeRequested:
+    """A signed-in owner asked to move the account to ``new_email``.
+
+    The new address gets the confirmation link, unless another account has it
+    (the request is answered the same, so it reveals nothing); the current
+    address gets a notice either way.
+    """
+
+    user_id: uuid.UUID
+    current_email: str
+    new_email: str
+    new_email_free: bool
+
+
+Event = (
+    UserRegistered
+    | RegistrationRepeated
+    | VerificationEmailRequested
+    | EmailVerified
+    | PasswordResetRequested
+    | PasswordChanged
+    | EmailChangeRequested
+)

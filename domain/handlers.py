@@ -31,11 +31,40 @@ async def publish(uow: ports.UnitOfWork, happened: Iterable[events.Event], now: 
                 await uow.progress.record_verified(
                     event.user_id, event.verification_nonce, event.at
                 )
+                # An address is verified once per account (``mark_verified``
+                # matches only an unverified one), so this is sent once.
+                await _queue(uow, emails.EmailRequest(emails.EmailKind.WELCOME, event.user_id), now)
+            case events.PasswordResetRequested():
+                request = emails.EmailRequest(
+                    emails.EmailKind.PASSWORD_RESET,
+                    event.user_id,
+                    suppressed=event.user_id is None,
+                    claims={} if event.fingerprint is None else {"f": event.fingerprint},
+                )
+                await _queue(uow, request, now)
+            case events.PasswordChanged():
+                changed = emails.EmailRequest(emails.EmailKind.PASSWORD_CHANGED, event.user_id)
+                await _queue(uow, changed, now)
+            case events.EmailChangeRequested():
+                claims = {"old": event.current_email, "new": event.new_email}
+                confirm = emails.EmailRequest(
+                    emails.EmailKind.EMAIL_CHANGE_CONFIRM,
+                    event.user_id,
+                    recipient=event.new_email,
+                    suppressed=not event.new_email_free,
+                    claims=claims,
+                )
+                notice = emails.EmailRequest(
+                    emails.EmailKind.EMAIL_CHANGE_NOTICE, event.user_id, claims=claims
+                )
+                await _queue(uow, confirm, now)
+                await _queue(uow, notice, now)
 
 
 async def _queue(uow: ports.UnitOfWork, request: emails.EmailRequest, now: datetime) -> None:
     await uow.outbox.enqueue(request)
-    await uow.progress.record(request.registration_id, progress.Step.EMAIL_QUEUED, now)
+    if request.registration_id is not None:
+        await uow.progress.record(request.registration_id, progress.Step.EMAIL_QUEUED, now)
 
 
 def _verification_or_notice(

@@ -9,7 +9,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
-from domain import emails, progress, users
+from domain import emails, progress, sessions, users
 
 
 class UserRepository(Protocol):
@@ -28,6 +28,37 @@ class UserRepository(Protocol):
     ) -> users.User | None:
         """Atomically verify the address if it is still unverified and the nonce is
         the newest; None when the token was used, replaced or the address changed."""
+
+    async def get(self, user_id: uuid.UUID) -> users.User | None: ...
+
+    async def contest_password(self, user_id: uuid.UUID) -> None:
+        """Mark the password as possibly chosen by someone else (``User.password_contested``)."""
+
+    async def replace_password(
+        self, user_id: uuid.UUID, *, current_hash: str, new_hash: str
+    ) -> bool:
+        """Set a new password hash only if the stored one is still ``current_hash``
+        (of two concurrent changes, one wins); clears ``password_contested``."""
+
+    async def change_email(
+        self, user_id: uuid.UUID, *, current: str, new: str, at: datetime
+    ) -> users.User | None:
+        """Move the account to ``new`` (verified at ``at``; older verification
+        links die) if its address is still ``current``; None otherwise. Raises
+        ``errors.AddressUnavailable`` when another account has ``new``."""
+
+
+class SessionRepository(Protocol):
+    async def add(self, session: sessions.Session) -> None: ...
+
+    async def user_of(self, token_digest: str, now: datetime) -> users.User | None:
+        """The account of an unexpired session, noting its use; None otherwise."""
+
+    async def revoke(self, token_digest: str) -> bool:
+        """End one session; False when there was none."""
+
+    async def revoke_all(self, user_id: uuid.UUID) -> int:
+        """End every session of the account; how many there were."""
 
 
 class DeliveryRepository(Protocol):
@@ -132,6 +163,10 @@ class Cooldowns(Protocol):
         None when that was within ``limit``, else the whole seconds until the
         window ends. Holds across processes."""
 
+    async def used(self, key: str, *, window_seconds: int, now: datetime) -> tuple[int, int]:
+        """How many were counted against ``key`` in the current window, and the
+        whole seconds until it ends; counts nothing."""
+
     async def prune(self, now: datetime) -> int:
         """Forget cooldowns and windows that are over; returns how many."""
 
@@ -144,6 +179,9 @@ class UnitOfWork(Protocol):
 
     @property
     def deliveries(self) -> DeliveryRepository: ...
+
+    @property
+    def sessions(self) -> SessionRepository: ...
 
     @property
     def outbox(self) -> EmailOutbox: ...
@@ -166,6 +204,14 @@ class PasswordHasher(Protocol):
     async def hash(self, password: str) -> str:
         """Hash off the event loop; ``errors.RateLimited`` when too many wait already."""
 
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        """Whether ``password`` matches, checked off the event loop. With None
+        (no such account) it does the same work against a dummy hash and
+        returns False, so the time taken tells nothing."""
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        """Whether the hash was made with other parameters than today's."""
+
 
 class AddressValidator(Protocol):
     def normalize(self, address: str) -> str:
@@ -182,8 +228,9 @@ class TokenSigner(Protocol):
 
 class EmailRenderer(Protocol):
     def render(
-        self, kind: emails.EmailKind, context: Mapping[str, Any]
-    ) -> emails.RenderedEmail: ...
+        self, kind: emails.EmailKind, context: Mapping[str, Any], locale: str = "en"
+    ) -> emails.RenderedEmail:
+        """The email in ``locale`` when a translation exists, else in English."""
 
 
 class Mailer(Protocol):

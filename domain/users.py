@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +14,9 @@ from domain import errors
 
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 256
+DEFAULT_LOCALE = "en"
+# A language tag such as "de" or "pt-BR" (BCP 47's common shapes).
+_LOCALE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}")
 
 
 @dataclass(frozen=True)
@@ -22,6 +29,12 @@ class User:
     # Bumped by every new verification email; a link carries the nonce it was
     # minted with, so only the newest link can verify the address.
     verification_nonce: int = 1
+    # The language its emails are written in, when a translation exists.
+    locale: str = DEFAULT_LOCALE
+    # Someone else registered the address too before it was verified, so the
+    # password may be theirs: verifying the address then asks the owner to
+    # choose a password through a reset link instead of trusting it.
+    password_contested: bool = False
 
     @property
     def email_verified(self) -> bool:
@@ -34,8 +47,39 @@ class User:
         email: str,
         password_hash: str,
         now: datetime,
+        locale: str = DEFAULT_LOCALE,
     ) -> User:
-        return cls(id=uuid.uuid4(), email=email, password_hash=password_hash, created_at=now)
+        return cls(
+            id=uuid.uuid4(),
+            email=email,
+            password_hash=password_hash,
+            created_at=now,
+            locale=locale,
+        )
+
+
+def fingerprint(password_hash: str) -> str:
+    """A short digest of a password hash: a reset link carries it, so the link
+    dies with the password it was issued against (after one use, or any change)."""
+    digest = hashlib.sha256(password_hash.encode()).digest()[:16]
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def unusable_password() -> str:
+    """A stored password no password matches (not an argon2 hash at all)."""
+    return "!unusable:" + secrets.token_urlsafe(16)
+
+
+def locale_problems(locale: str) -> list[errors.FieldProblem]:
+    if _LOCALE.fullmatch(locale):
+        return []
+    return [errors.FieldProblem(field="locale", message="Use a language tag such as en or de-AT.")]
+
+
+def mask(address: str) -> str:
+    """An address as a notice may show it to someone else: ``a***@example.com``."""
+    local, _, domain = address.rpartition("@")
+    return f"{local[:1]}***@{domain}"
 
 
 def password_problems(password: str) -> list[errors.FieldProblem]:

@@ -90,6 +90,12 @@ def build(settings: Settings) -> Container:
             email_cooldown_seconds=settings.email_cooldown_seconds,
             hourly_email_cap=settings.email_hourly_cap,
             emails_per_minute=settings.emails_per_minute,
+            session_max_age=settings.session_max_age,
+            password_reset_max_age=settings.password_reset_max_age,
+            email_change_max_age=settings.email_change_max_age,
+            sign_in_window_seconds=settings.sign_in_window_seconds,
+            sign_in_failures_per_account=settings.sign_in_failures_per_account,
+            sign_in_failures_per_client=settings.sign_in_failures_per_client,
         ),
     )
     smtp = mailer.SmtpMailer(
@@ -110,6 +116,8 @@ def build(settings: Settings) -> Container:
         clock=clock,
         public_url=settings.public_url,
         verification_max_age=settings.email_verification_max_age,
+        password_reset_max_age=settings.password_reset_max_age,
+        email_change_max_age=settings.email_change_max_age,
         backoff=delivery.Backoff(
             base_seconds=settings.email_retry_base_seconds,
             max_seconds=settings.email_retry_max_seconds,

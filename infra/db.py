@@ -17,7 +17,28 @@ users = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("email_verified_at", sa.DateTime(timezone=True)),
     sa.Column("verification_nonce", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("locale", sa.Text, nullable=False, server_default="en"),
+    sa.Column("password_contested", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("users_email_lower_key", sa.func.lower(sa.text("email")), unique=True),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", pg.UUID(as_uuid=True), primary_key=True),
+    sa.Column(
+        "user_id",
+        pg.UUID(as_uuid=True),
+        sa.ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # SHA-256 of the bearer token, hex: the table never holds a usable token.
+    sa.Column("token_digest", sa.Text, nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("sessions_user", "user_id"),
+    sa.Index("sessions_expires", "expires_at"),
 )
 
 email_deliveries = sa.Table(
@@ -35,6 +56,9 @@ email_deliveries = sa.Table(
     sa.Column("recipient", sa.Text),
     sa.Column("suppressed", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("verification_nonce", sa.Integer),
+    # What the email's link says (never the signed token itself).
+    sa.Column("link_claims", pg.JSONB),
+    sa.Column("locale", sa.Text, nullable=False, server_default="en"),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("manual_retries", sa.Integer, nullable=False, server_default="0"),

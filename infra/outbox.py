@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime
+from typing import Any
 
 import procrastinate
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import emails, ports
+from domain import emails, ports, users
 from infra import db, jobs
 
 log = logging.getLogger(__name__)
@@ -81,17 +82,25 @@ class SqlEmailOutbox:
 
     async def _record(self, request: emails.EmailRequest, now: datetime) -> uuid.UUID:
         delivery_id = uuid.uuid4()
-        recipient = (
-            sa.select(db.users.c.email).where(db.users.c.id == request.user_id).scalar_subquery()
-        )
+        account = db.users.c.id == request.user_id
+        recipient: Any = request.recipient
+        if recipient is None and request.user_id is not None:
+            recipient = sa.select(db.users.c.email).where(account).scalar_subquery()
+        locale: Any = users.DEFAULT_LOCALE
+        if request.user_id is not None:
+            locale = sa.func.coalesce(
+                sa.select(db.users.c.locale).where(account).scalar_subquery(), locale
+            )
         await self.session.execute(
             sa.insert(db.email_deliveries).values(
                 id=delivery_id,
                 kind=request.kind.value,
                 user_id=request.user_id,
                 registration_id=request.registration_id,
-                recipient=None if request.user_id is None else recipient,
+                recipient=recipient,
                 verification_nonce=request.verification_nonce,
+                link_claims=dict(request.claims) or None,
+                locale=locale,
                 suppressed=request.suppressed,
                 status=emails.DeliveryStatus.QUEUED.value,
                 # Deterministic per delivery: a resent copy is recognisably the same message.

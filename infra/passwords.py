@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 
 from domain import errors
+
+T = TypeVar("T")
 
 
 class Argon2Hasher:
@@ -23,16 +28,46 @@ class Argon2Hasher:
         # and latency for everyone.
         self._max_in_hand = threads + max_waiting
         self._in_hand = 0
+        # Checked against when an address has no account: the same work as a
+        # real check, with today's parameters.
+        self._dummy: str | None = None
 
-    async def hash(self, password: str) -> str:
+    async def _run(self, work: Callable[[], T]) -> T:
         if self._in_hand >= self._max_in_hand:
             raise errors.RateLimited(1, "The server is busy; try again in a second.")
         self._in_hand += 1
         try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, self._hasher.hash, password)
+            return await asyncio.get_running_loop().run_in_executor(self._pool, work)
         finally:
             self._in_hand -= 1
+
+    async def hash(self, password: str) -> str:
+        return await self._run(lambda: self._hasher.hash(password))
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        if password_hash is None:
+            if self._dummy is None:
+                self._dummy = await self.hash("not the password of anyone")
+            await self._run(lambda: self._matches(self._dummy or "", password))
+            return False
+        return await self._run(lambda: self._matches(password_hash, password))
+
+    def _matches(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash, password)
+        except VerificationError:
+            return False
+        except InvalidHashError:
+            # An unusable password (see ``users.unusable_password``): no work
+            # to do, but the same time as a real check.
+            self._hasher.hash(password)
+            return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        try:
+            return self._hasher.check_needs_rehash(password_hash)
+        except InvalidHashError:
+            return False
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -10,9 +10,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain import emails, errors, users
+from domain import emails, errors, sessions, users
 from infra import db
 
 _USER_COLUMNS = (
@@ -22,6 +23,8 @@ _USER_COLUMNS = (
     db.users.c.created_at,
     db.users.c.email_verified_at,
     db.users.c.verification_nonce,
+    db.users.c.locale,
+    db.users.c.password_contested,
 )
 
 
@@ -33,6 +36,8 @@ def _user(row: Any) -> users.User:
         created_at=row.created_at,
         email_verified_at=row.email_verified_at,
         verification_nonce=row.verification_nonce,
+        locale=row.locale,
+        password_contested=row.password_contested,
     )
 
 
@@ -50,6 +55,7 @@ class SqlUserRepository:
                 created_at=user.created_at,
                 email_verified_at=user.email_verified_at,
                 verification_nonce=user.verification_nonce,
+                locale=user.locale,
             )
             # The unique index on lower(email) makes a concurrent second insert
             # of one address wait for the first and then do nothing.
@@ -93,6 +99,102 @@ class SqlUserRepository:
         row = (await self.session.execute(statement)).first()
         return None if row is None else _user(row)
 
+    async def get(self, user_id: uuid.UUID) -> users.User | None:
+        statement = sa.select(*_USER_COLUMNS).where(db.users.c.id == user_id)
+        row = (await self.session.execute(statement)).first()
+        return None if row is None else _user(row)
+
+    async def contest_password(self, user_id: uuid.UUID) -> None:
+        await self.session.execute(
+            sa.update(db.users).where(db.users.c.id == user_id).values(password_contested=True)
+        )
+
+    async def replace_password(
+        self, user_id: uuid.UUID, *, current_hash: str, new_hash: str
+    ) -> bool:
+        statement = (
+            sa.update(db.users)
+            .where(db.users.c.id == user_id, db.users.c.password_hash == current_hash)
+            .values(password_hash=new_hash, password_contested=False)
+            .returning(db.users.c.id)
+        )
+        return (await self.session.execute(statement)).first() is not None
+
+    async def change_email(
+        self, user_id: uuid.UUID, *, current: str, new: str, at: datetime
+    ) -> users.User | None:
+        t = db.users
+        statement = (
+            sa.update(t)
+            .where(t.c.id == user_id, sa.func.lower(t.c.email) == sa.func.lower(current))
+            .values(
+                email=new,
+                email_verified_at=at,
+                verification_nonce=t.c.verification_nonce + 1,
+            )
+            .returning(*_USER_COLUMNS)
+        )
+        try:
+            # A savepoint: the unique index's refusal must not end the transaction.
+            async with self.session.begin_nested():
+                row = (await self.session.execute(statement)).first()
+        except IntegrityError:
+            raise errors.AddressUnavailable() from None
+        return None if row is None else _user(row)
+
+
+class SqlSessionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, session: sessions.Session) -> None:
+        await self.session.execute(
+            sa.insert(db.sessions).values(
+                id=session.id,
+                user_id=session.user_id,
+                token_digest=session.token_digest,
+                created_at=session.created_at,
+                expires_at=session.expires_at,
+                last_used_at=session.created_at,
+            )
+        )
+
+    async def user_of(self, token_digest: str, now: datetime) -> users.User | None:
+        s = db.sessions
+        # One statement: note the use (at most once a minute, to spare writes)
+        # and read the account.
+        touched = (
+            sa.update(s)
+            .where(
+                s.c.token_digest == token_digest,
+                s.c.expires_at > now,
+                s.c.last_used_at < now - timedelta(minutes=1),
+            )
+            .values(last_used_at=now)
+        )
+        await self.session.execute(touched)
+        statement = (
+            sa.select(*_USER_COLUMNS)
+            .select_from(s.join(db.users, db.users.c.id == s.c.user_id))
+            .where(s.c.token_digest == token_digest, s.c.expires_at > now)
+        )
+        row = (await self.session.execute(statement)).first()
+        return None if row is None else _user(row)
+
+    async def revoke(self, token_digest: str) -> bool:
+        s = db.sessions
+        deleted = await self.session.execute(
+            sa.delete(s).where(s.c.token_digest == token_digest).returning(s.c.id)
+        )
+        return deleted.first() is not None
+
+    async def revoke_all(self, user_id: uuid.UUID) -> int:
+        s = db.sessions
+        deleted = await self.session.execute(
+            sa.delete(s).where(s.c.user_id == user_id).returning(s.c.id)
+        )
+        return len(deleted.all())
+
 
 # procrastinate's own table, read (never written) to tell live jobs from ended ones.
 _PROCRASTINATE_JOBS = sa.table("procrastinate_jobs", sa.column("id"), sa.column("status"))
@@ -107,6 +209,8 @@ _DELIVERY_COLUMNS = (
     db.email_deliveries.c.attempts,
     db.email_deliveries.c.message_id,
     db.email_deliveries.c.verification_nonce,
+    db.email_deliveries.c.link_claims,
+    db.email_deliveries.c.locale,
 )
 
 
@@ -151,6 +255,8 @@ class SqlDeliveryRepository:
             attempts=row.attempts,
             message_id=row.message_id,
             verification_nonce=row.verification_nonce,
+            claims=row.link_claims or {},
+            locale=row.locale,
         )
 
     async def _set(self, delivery_id: uuid.UUID, **values: Any) -> None:
@@ -313,6 +419,11 @@ def _record(row: Any) -> emails.DeliveryRecord:
     )
 
 
+def _window_start(now: datetime, window_seconds: int) -> datetime:
+    epoch = now.timestamp()
+    return datetime.fromtimestamp(epoch - epoch % window_seconds, tz=now.tzinfo)
+
+
 def _hashed(key: str) -> str:
     # The tables of limits never hold an address in clear.
     return hashlib.sha256(key.encode()).hexdigest()
@@ -344,8 +455,7 @@ class SqlCooldowns:
 
     async def take(self, key: str, *, limit: int, window_seconds: int, now: datetime) -> int | None:
         t = db.email_windows
-        epoch = now.timestamp()
-        start = datetime.fromtimestamp(epoch - epoch % window_seconds, tz=now.tzinfo)
+        start = _window_start(now, window_seconds)
         statement = (
             insert(t)
             .values(key=_hashed(key), window_start=start, count=1)
@@ -360,6 +470,14 @@ class SqlCooldowns:
             return None
         ends = start + timedelta(seconds=window_seconds)
         return max(1, math.ceil((ends - now).total_seconds()))
+
+    async def used(self, key: str, *, window_seconds: int, now: datetime) -> tuple[int, int]:
+        t = db.email_windows
+        start = _window_start(now, window_seconds)
+        statement = sa.select(t.c.count).where(t.c.key == _hashed(key), t.c.window_start == start)
+        count = (await self.session.execute(statement)).scalar_one_or_none() or 0
+        ends = start + timedelta(seconds=window_seconds)
+        return count, max(1, math.ceil((ends - now).total_seconds()))
 
     async def prune(self, now: datetime) -> int:
         cooldowns, windows = db.email_cooldowns, db.email_windows

@@ -165,6 +165,12 @@ class Settings:
     email_hourly_cap: int = 5
     emails_per_minute: int = 600
     registration_token_max_age: int = 48 * 3600
+    session_max_age: int = 30 * 24 * 3600
+    password_reset_max_age: int = 3600
+    email_change_max_age: int = 24 * 3600
+    sign_in_window_seconds: int = 900
+    sign_in_failures_per_account: int = 10
+    sign_in_failures_per_client: int = 100
     email_retry_base_seconds: int = 30
     email_retry_max_seconds: int = 3600
     email_max_attempts: int = 8
@@ -222,6 +228,12 @@ class Settings:
             registration_token_max_age=r.get(
                 "REGISTRATION_TOKEN_MAX_AGE", _positive_int, 48 * 3600
             ),
+            session_max_age=r.get("SESSION_MAX_AGE", _positive_int, 30 * 24 * 3600),
+            password_reset_max_age=r.get("PASSWORD_RESET_MAX_AGE", _positive_int, 3600),
+            email_change_max_age=r.get("EMAIL_CHANGE_MAX_AGE", _positive_int, 24 * 3600),
+            sign_in_window_seconds=r.get("SIGN_IN_WINDOW_SECONDS", _positive_int, 900),
+            sign_in_failures_per_account=r.get("SIGN_IN_FAILURES_PER_ACCOUNT", _positive_int, 10),
+            sign_in_failures_per_client=r.get("SIGN_IN_FAILURES_PER_CLIENT", _positive_int, 100),
             email_retry_base_seconds=r.get("EMAIL_RETRY_BASE_SECONDS", _positive_int, 30),
             email_retry_max_seconds=r.get("EMAIL_RETRY_MAX_SECONDS", _positive_int, 3600),
             email_max_attempts=r.get("EMAIL_MAX_ATTEMPTS", _positive_int, 8),

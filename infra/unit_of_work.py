@@ -29,6 +29,7 @@ class SqlUnitOfWork:
         self.session = session
         self.users = repositories.SqlUserRepository(session)
         self.deliveries = repositories.SqlDeliveryRepository(session)
+        self.sessions = repositories.SqlSessionRepository(session)
         self.cooldowns = repositories.SqlCooldowns(session)
         self.progress = registration_log.SqlRegistrationLog(session)
         self.outbox = outbox.SqlEmailOutbox(session, app=app, clock=clock, mail_domain=mail_domain)

@@ -16,6 +16,10 @@ from domain import accounts, errors
 class RegisterInput:
     email: str
     password: str
+    locale: str | None = strawberry.field(
+        default=None,
+        description="The language of the account's emails, such as de or en-GB (default en).",
+    )
 
 
 @strawberry.type(
@@ -34,7 +38,7 @@ RegisterResult = Annotated[
 
 
 async def register(info: Info[Context, None], input: RegisterInput) -> RegisterResult:
-    command = accounts.Register(email=input.email, password=input.password)
+    command = accounts.Register(email=input.email, password=input.password, locale=input.locale)
     try:
         started = await accounts.register(command, info.context.accounts)
     except errors.InvalidInput as error:

@@ -8,13 +8,20 @@ import strawberry
 from strawberry.types import Info
 
 from api.context import Context
-from api.types import ExpiredToken, InvalidToken, User
+from api.types import ExpiredToken, InvalidToken, User, token_error
 from domain import accounts, errors
 
 
 @strawberry.type
 class VerifyEmailSuccess:
     user: User
+    must_choose_password: bool = strawberry.field(
+        description=(
+            "Someone else also registered this address before it was confirmed, so the "
+            "password may not be yours: it no longer works, and a link to choose one "
+            "was sent to the confirmed address."
+        )
+    )
 
 
 VerifyEmailResult = Annotated[
@@ -24,9 +31,11 @@ VerifyEmailResult = Annotated[
 
 async def verify_email(info: Info[Context, None], token: str) -> VerifyEmailResult:
     try:
-        user = await accounts.verify_email(accounts.VerifyEmail(token=token), info.context.accounts)
-    except errors.ExpiredToken as error:
-        return ExpiredToken(message=error.message)
-    except errors.InvalidToken as error:
-        return InvalidToken(message=error.message)
-    return VerifyEmailSuccess(user=User.from_domain(user))
+        verified = await accounts.verify_email(
+            accounts.VerifyEmail(token=token), info.context.accounts
+        )
+    except (errors.InvalidToken, errors.ExpiredToken) as error:
+        return token_error(error)
+    return VerifyEmailSuccess(
+        user=User.from_domain(verified.user), must_choose_password=verified.must_choose_password
+    )

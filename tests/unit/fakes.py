@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from domain import accounts, delivery, emails, errors, operations, progress, users
+from domain import accounts, delivery, emails, errors, operations, progress, sessions, users
 
 ADMIN_KEY = "admin-key-for-unit-tests-0123456789"
 
@@ -35,6 +35,7 @@ class Store:
         self.cooldowns: dict[str, datetime] = {}
         self.windows: dict[tuple[str, float], int] = {}
         self.steps: list[progress.RegistrationStep] = []
+        self.sessions: dict[str, sessions.Session] = {}
         self.queue_up = True  # False: the job queue is down, deliveries get no job
         self.clock: FakeClock | None = None  # stamps deliveries when set
 
@@ -75,6 +76,63 @@ class FakeUsers:
         self.store.users[user_id] = dataclasses.replace(user, email_verified_at=at)
         return self.store.users[user_id]
 
+    async def get(self, user_id: uuid.UUID) -> users.User | None:
+        return self.store.users.get(user_id)
+
+    async def contest_password(self, user_id: uuid.UUID) -> None:
+        user = self.store.users[user_id]
+        self.store.users[user_id] = dataclasses.replace(user, password_contested=True)
+
+    async def replace_password(
+        self, user_id: uuid.UUID, *, current_hash: str, new_hash: str
+    ) -> bool:
+        user = self.store.users.get(user_id)
+        if user is None or user.password_hash != current_hash:
+            return False
+        self.store.users[user_id] = dataclasses.replace(
+            user, password_hash=new_hash, password_contested=False
+        )
+        return True
+
+    async def change_email(
+        self, user_id: uuid.UUID, *, current: str, new: str, at: datetime
+    ) -> users.User | None:
+        user = self.store.users.get(user_id)
+        if user is None or user.email.lower() != current.lower():
+            return None
+        if any(u.email.lower() == new.lower() for u in self.store.users.values()):
+            raise errors.AddressUnavailable()
+        self.store.users[user_id] = dataclasses.replace(
+            user,
+            email=new,
+            email_verified_at=at,
+            verification_nonce=user.verification_nonce + 1,
+        )
+        return self.store.users[user_id]
+
+
+class FakeSessions:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def add(self, session: sessions.Session) -> None:
+        self.store.sessions[session.token_digest] = session
+
+    async def user_of(self, token_digest: str, now: datetime) -> users.User | None:
+        session = self.store.sessions.get(token_digest)
+        if session is None or session.expires_at <= now:
+            return None
+        return self.store.users.get(session.user_id)
+
+    async def revoke(self, token_digest: str) -> bool:
+        return self.store.sessions.pop(token_digest, None) is not None
+
+    async def revoke_all(self, user_id: uuid.UUID) -> int:
+        mine = [k for k, s in self.store.sessions.items() if s.user_id == user_id]
+        for key in mine:
+            del self.store.sessions[key]
+        return len(mine)
+
 
 class FakeDeliveries:
     def __init__(self, store: Store) -> None:
@@ -90,17 +148,18 @@ class FakeDeliveries:
         }:
             return None
         row.update(status=emails.DeliveryStatus.SENDING, attempts=row["attempts"] + 1)
-        user = self.store.users.get(row["user_id"]) if row["user_id"] else None
         return emails.Delivery(
             id=delivery_id,
             kind=row["kind"],
             user_id=row["user_id"],
             registration_id=row["registration_id"],
-            recipient=None if user is None else user.email,
+            recipient=row["recipient"],
             suppressed=row["suppressed"],
             attempts=row["attempts"],
             message_id=f"<{delivery_id}@test>",
             verification_nonce=row["verification_nonce"],
+            claims=row["claims"],
+            locale=row["locale"],
         )
 
     async def mark_sent(self, delivery_id: uuid.UUID, now: datetime) -> None:
@@ -140,12 +199,11 @@ class FakeDeliveries:
 
     def _record(self, key: uuid.UUID) -> emails.DeliveryRecord:
         row = self.store.deliveries[key]
-        user = self.store.users.get(row["user_id"]) if row["user_id"] else None
         return emails.DeliveryRecord(
             id=key,
             kind=row["kind"],
             status=row["status"],
-            recipient=None if user is None else user.email,
+            recipient=row["recipient"],
             suppressed=row["suppressed"],
             registration_id=row["registration_id"],
             attempts=row["attempts"],
@@ -267,6 +325,13 @@ class FakeCooldowns:
         self.pending_windows[window] = used + 1
         return None
 
+    async def used(self, key: str, *, window_seconds: int, now: datetime) -> tuple[int, int]:
+        epoch = now.timestamp()
+        start = epoch - epoch % window_seconds
+        window = (key, start)
+        count = self.pending_windows.get(window, self.store.windows.get(window, 0))
+        return count, max(1, int(start + window_seconds - epoch + 0.999))
+
     async def prune(self, now: datetime) -> int:
         over = [key for key, until in self.store.cooldowns.items() if until <= now]
         for key in over:
@@ -287,6 +352,7 @@ class FakeUnitOfWork:
         self.progress.record_verified = self._record_verified  # type: ignore[method-assign]
         self.users = FakeUsers(store)
         self.deliveries = FakeDeliveries(store)
+        self.sessions = FakeSessions(store)
         self.outbox = FakeOutbox(store, self._emails)
         self._windows: dict[tuple[str, float], int] = {}
         self.cooldowns = FakeCooldowns(store, self._cooldowns, self._windows)
@@ -303,7 +369,12 @@ class FakeUnitOfWork:
 
     async def commit(self) -> None:
         for request in self._emails:
+            account = self.store.users.get(request.user_id) if request.user_id else None
             self.store.deliveries[uuid.uuid4()] = {
+                # Snapshots, as the real outbox records them with the request.
+                "recipient": request.recipient or (account.email if account else None),
+                "locale": account.locale if account else "en",
+                "claims": dict(request.claims),
                 "kind": request.kind,
                 "user_id": request.user_id,
                 "registration_id": request.registration_id,
@@ -332,10 +403,18 @@ class FakeUnitOfWork:
 class FakeHasher:
     def __init__(self) -> None:
         self.hashed: list[str] = []
+        self.verified: list[str] = []
 
     async def hash(self, password: str) -> str:
         self.hashed.append(password)
         return f"hashed:{password[::-1]}"
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        self.verified.append(password)  # the work is done for unknown accounts too
+        return password_hash == f"hashed:{password[::-1]}"
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return password_hash.startswith("old:")
 
 
 class FakeAddresses:
@@ -369,8 +448,12 @@ class FakeSigner:
 
 
 class FakeRenderer:
-    def render(self, kind: emails.EmailKind, context: Mapping[str, Any]) -> emails.RenderedEmail:
-        return emails.RenderedEmail(subject=kind.value, text=json.dumps(dict(context)), html="")
+    def render(
+        self, kind: emails.EmailKind, context: Mapping[str, Any], locale: str = "en"
+    ) -> emails.RenderedEmail:
+        return emails.RenderedEmail(
+            subject=f"{kind.value}:{locale}", text=json.dumps(dict(context)), html=""
+        )
 
 
 class FakeMailer:

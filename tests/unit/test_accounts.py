@@ -113,8 +113,8 @@ async def test_repeated_registration_within_the_cooldown_sends_nothing_more(w: W
 async def test_verify_email_consumes_the_newest_link_once(w: World) -> None:
     await register(w)
     token = await emailed_link_token(w)
-    user = await accounts.verify_email(accounts.VerifyEmail(token), w.accounts)
-    assert user.email_verified
+    verified = await accounts.verify_email(accounts.VerifyEmail(token), w.accounts)
+    assert verified.user.email_verified and not verified.must_choose_password
     with pytest.raises(errors.InvalidToken):
         await accounts.verify_email(accounts.VerifyEmail(token), w.accounts)
 
@@ -129,7 +129,7 @@ async def test_a_newer_link_replaces_the_older_one(w: World) -> None:
     new = await emailed_link_token(w)
     with pytest.raises(errors.InvalidToken):
         await accounts.verify_email(accounts.VerifyEmail(old), w.accounts)
-    assert (await accounts.verify_email(accounts.VerifyEmail(new), w.accounts)).email_verified
+    assert (await accounts.verify_email(accounts.VerifyEmail(new), w.accounts)).user.email_verified
 
 
 async def test_an_old_link_is_expired_not_invalid(w: World) -> None:

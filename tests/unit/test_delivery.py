@@ -94,7 +94,9 @@ async def test_a_bug_marks_the_delivery_failed_and_is_raised(
     w, delivery_id = queued
 
     class BrokenRenderer:
-        def render(self, kind: emails.EmailKind, context: object) -> emails.RenderedEmail:
+        def render(
+            self, kind: emails.EmailKind, context: object, locale: str = "en"
+        ) -> emails.RenderedEmail:
             raise KeyError("link")
 
     broken = dataclasses.replace(w.courier, renderer=BrokenRenderer())

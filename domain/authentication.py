@@ -1,0 +1,128 @@
+"""Signing in and out, and who a bearer token belongs to.
+
+A session is an opaque random token; only its SHA-256 is stored. Failed
+sign-ins are limited per address and per client, and an unknown address costs
+the same hashing work as a known one, so neither the answer nor its timing
+says whether an account exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from domain import errors, ports, sessions, users
+from domain.accounts import Accounts, Policy, address
+
+
+@dataclass(frozen=True)
+class SignIn:
+    email: str
+    password: str
+    # The client's network address, for the per-client limit; None when unknown.
+    client: str | None = None
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    access_token: str
+    expires_at: datetime
+    user: users.User
+
+
+def _failure_keys(email: str, client: str | None) -> list[tuple[str, str]]:
+    keys = [("account", f"sign-in-failures:{email.lower()}")]
+    if client:
+        keys.append(("client", f"sign-in-failures-from:{client}"))
+    return keys
+
+
+def _limit(policy: Policy, which: str) -> int:
+    if which == "account":
+        return policy.sign_in_failures_per_account
+    return policy.sign_in_failures_per_client
+
+
+async def refuse_if_limited(
+    uow: ports.UnitOfWork, policy: Policy, email: str, client: str | None, now: datetime
+) -> None:
+    """``RateLimited`` once the address, or the client, failed too often lately."""
+    for which, key in _failure_keys(email, client):
+        used, left = await uow.cooldowns.used(
+            key, window_seconds=policy.sign_in_window_seconds, now=now
+        )
+        if used >= _limit(policy, which):
+            raise errors.RateLimited(left, f"Too many failed sign-ins; try again in {left} s.")
+
+
+async def count_failure(accounts: Accounts, email: str, client: str | None, now: datetime) -> None:
+    """Count a wrong password against the address and the client."""
+    policy = accounts.policy
+    async with accounts.uow() as uow:
+        for which, key in _failure_keys(email, client):
+            await uow.cooldowns.take(
+                key,
+                limit=_limit(policy, which),
+                window_seconds=policy.sign_in_window_seconds,
+                now=now,
+            )
+        await uow.commit()
+
+
+async def sign_in(command: SignIn, accounts: Accounts) -> SignedIn:
+    """A new session for the right address and password of a verified account.
+
+    Raises ``InvalidCredentials`` (the same for an unknown address and a wrong
+    password), ``EmailNotVerified`` (only after the password matched) or
+    ``RateLimited``.
+    """
+    policy = accounts.policy
+    email, _ = address(accounts, command.email)
+    lookup = email or command.email.strip()[:320]
+    now = accounts.clock.now()
+    async with accounts.uow() as uow:
+        await refuse_if_limited(uow, policy, lookup, command.client, now)
+        user = None if email is None else await uow.users.get_by_email(email)
+    password = command.password[: users.PASSWORD_MAX_LENGTH * 4]
+    matched = await accounts.hasher.verify(None if user is None else user.password_hash, password)
+    if user is None or not matched:
+        await count_failure(accounts, lookup, command.client, now)
+        raise errors.InvalidCredentials()
+    if not user.email_verified:
+        raise errors.EmailNotVerified()
+    new_hash = None
+    if accounts.hasher.needs_rehash(user.password_hash):
+        new_hash = await accounts.hasher.hash(password)
+    token = sessions.new_token()
+    session = sessions.Session.start(user.id, token, now, policy.session_max_age)
+    async with accounts.uow() as uow:
+        if new_hash is not None:
+            # Lost to a concurrent change of password: the old hash stays, and
+            # is upgraded at a later sign-in.
+            await uow.users.replace_password(
+                user.id, current_hash=user.password_hash, new_hash=new_hash
+            )
+        await uow.sessions.add(session)
+        await uow.commit()
+    return SignedIn(access_token=token, expires_at=session.expires_at, user=user)
+
+
+async def current_user(access_token: str | None, accounts: Accounts) -> users.User | None:
+    """The account an unexpired session token belongs to; None for any other token."""
+    if not access_token:
+        return None
+    async with accounts.uow() as uow:
+        user = await uow.sessions.user_of(sessions.digest(access_token), accounts.clock.now())
+        await uow.commit()
+    return user
+
+
+async def sign_out(access_token: str | None, accounts: Accounts) -> None:
+    """End the session of this token; ``NotSignedIn`` when it has none."""
+    if not access_token:
+        raise errors.NotSignedIn()
+    async with accounts.uow() as uow:
+        revoked = await uow.sessions.revoke(sessions.digest(access_token))
+        await uow.commit()
+    if not revoked:
+        raise errors.NotSignedIn()
