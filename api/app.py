@@ -159,6 +159,8 @@ def create_app(
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/verify-email", pages.verify_email_page, methods=["GET"]),
+        Route("/reset-password", pages.reset_password_page, methods=["GET"]),
+        Route("/confirm-email-change", pages.confirm_email_change_page, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
     if mailbox is not None:

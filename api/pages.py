@@ -35,7 +35,7 @@ resend.addEventListener("submit", async (event) => {
 const query = `mutation Verify($token: String!) {
   verifyEmail(token: $token) {
     __typename
-    ... on VerifyEmailSuccess { user { email } }
+    ... on VerifyEmailSuccess { user { email } mustChoosePassword }
     ... on InvalidToken { message }
     ... on ExpiredToken { message }
   }
@@ -94,9 +94,10 @@ button.addEventListener("click", async () => {
     const outcome = body.data && body.data.verifyEmail;
     if (!outcome) { throw new Error((body.errors && body.errors[0].message) || response.statusText); }
     result.dataset.outcome = outcome.__typename;
-    result.textContent = outcome.__typename === "VerifyEmailSuccess"
-      ? `Thank you: ${outcome.user.email} is confirmed.`
-      : outcome.message;
+    result.textContent = outcome.__typename !== "VerifyEmailSuccess" ? outcome.message
+      : outcome.mustChoosePassword
+        ? `Thank you: ${outcome.user.email} is confirmed. Someone else also signed up with this address, so choose your password with the link we just emailed you.`
+        : `Thank you: ${outcome.user.email} is confirmed.`;
     resend.hidden = outcome.__typename === "VerifyEmailSuccess";
   } catch (error) {
     button.disabled = false;
@@ -141,24 +142,165 @@ input {{ font-size: 1rem; padding: .6rem; width: 16rem; margin-right: .5rem; }}
 </html>
 """
 
-# The token travels in the URL: keep it out of Referer headers, and allow the
-# page to run only its own script and talk only to this server.
-_VERIFY_HEADERS = {
-    "Content-Security-Policy": (
-        f"default-src 'none'; script-src '{_script_hash(_VERIFY_SCRIPT)}'; "
-        "style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; "
-        "form-action 'none'; frame-ancestors 'none'"
-    ),
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-}
+
+def _page_headers(script: str) -> dict[str, str]:
+    """A page with a token in its URL: keep it out of Referer headers, and let
+    the page run only its own script and talk only to this server."""
+    return {
+        "Content-Security-Policy": (
+            f"default-src 'none'; script-src '{_script_hash(script)}'; "
+            "style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; "
+            "form-action 'none'; frame-ancestors 'none'"
+        ),
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+    }
+
+
+_VERIFY_HEADERS = _page_headers(_VERIFY_SCRIPT)
 
 
 async def verify_email_page(request: Request) -> HTMLResponse:
     # A GET must never consume the token: mail scanners and link previews open
     # links before the person does. The button sends the mutation instead.
     return HTMLResponse(_VERIFY_PAGE, headers=_VERIFY_HEADERS)
+
+
+def _simple_page(title: str, body: str, script: str) -> str:
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 32rem; margin: 4rem auto; padding: 0 1rem; color: #1d1d1f; }}
+button {{ font-size: 1rem; padding: .75rem 1.25rem; border-radius: .4rem; border: 0; background: #0a66c2; color: #fff; cursor: pointer; }}
+button:disabled {{ background: #8aa; cursor: default; }}
+#result {{ margin-top: 1.5rem; min-height: 1.5rem; }}
+input {{ font-size: 1rem; padding: .6rem; width: 16rem; margin: 0 .5rem .75rem 0; display: block; }}
+</style>
+</head>
+<body>
+<h1>{title}</h1>
+{body}
+<p id="result" role="status" aria-live="polite"></p>
+<script>{script}</script>
+</body>
+</html>
+"""
+
+
+# Shared by the account pages: one GraphQL call, its outcome shown in #result.
+_CALL = """
+async function call(query, variables, field) {
+  const result = document.getElementById("result");
+  try {
+    const response = await fetch("graphql", {method: "POST",
+      headers: {"content-type": "application/json"},
+      body: JSON.stringify({query, variables})});
+    const body = await response.json();
+    const outcome = body.data && body.data[field];
+    if (!outcome) throw new Error((body.errors && body.errors[0].message) || response.statusText);
+    result.dataset.outcome = outcome.__typename;
+    const problems = (outcome.fields || []).map((f) => f.message).join(" ");
+    result.textContent = [outcome.message, problems].filter(Boolean).join(" ");
+    return outcome;
+  } catch (error) {
+    result.dataset.outcome = "error";
+    result.textContent = "Could not reach the server; try again. (" + error.message + ")";
+    return null;
+  }
+}
+const token = new URLSearchParams(location.search).get("token") || "";
+"""
+
+_RESET_SCRIPT = (
+    _CALL
+    + """
+const choose = document.getElementById("choose");
+const ask = document.getElementById("ask");
+if (token) { choose.hidden = false; } else { ask.hidden = false; }
+choose.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const password = document.getElementById("password").value;
+  if (password !== document.getElementById("again").value) {
+    document.getElementById("result").textContent = "The two passwords differ.";
+    return;
+  }
+  const outcome = await call(`mutation Reset($token: String!, $password: String!) {
+    resetPassword(token: $token, newPassword: $password) { __typename
+      ... on InvalidToken { message } ... on ExpiredToken { message }
+      ... on InvalidInput { message fields { message } } } }`, {token, password}, "resetPassword");
+  if (outcome && outcome.__typename === "ResetPasswordSuccess") {
+    document.getElementById("result").textContent =
+      "Your password was changed, and every session signed out. Sign in with the new one.";
+    choose.hidden = true;
+  } else if (outcome && outcome.__typename !== "InvalidInput") {
+    ask.hidden = false;
+  }
+});
+ask.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  await call(`mutation Ask($email: String!) { requestPasswordReset(email: $email) { __typename
+    ... on RequestPasswordResetSuccess { message } ... on InvalidInput { message }
+    ... on RateLimited { message } } }`, {email: document.getElementById("email").value},
+    "requestPasswordReset");
+});
+"""
+)
+
+_RESET_PAGE = _simple_page(
+    "Choose a new password",
+    """<form id="choose" hidden>
+<input id="password" type="password" required minlength="8" autocomplete="new-password" placeholder="New password">
+<input id="again" type="password" required minlength="8" autocomplete="new-password" placeholder="The same again">
+<button type="submit">Change my password</button>
+</form>
+<form id="ask" hidden>
+<p>Enter your address and we will email you a link to choose a new password.</p>
+<input id="email" type="email" required autocomplete="email">
+<button type="submit">Email me a link</button>
+</form>""",
+    _RESET_SCRIPT,
+)
+
+_CONFIRM_CHANGE_SCRIPT = (
+    _CALL
+    + """
+const button = document.getElementById("confirm");
+if (!token) { button.disabled = true; }
+button.addEventListener("click", async () => {
+  button.disabled = true;
+  const outcome = await call(`mutation Confirm($token: String!) {
+    confirmEmailChange(token: $token) { __typename
+      ... on ConfirmEmailChangeSuccess { user { email } }
+      ... on InvalidToken { message } ... on ExpiredToken { message }
+      ... on AddressUnavailable { message } } }`, {token}, "confirmEmailChange");
+  if (outcome && outcome.__typename === "ConfirmEmailChangeSuccess") {
+    document.getElementById("result").textContent =
+      `Done: your account now uses ${outcome.user.email}.`;
+  } else if (!outcome) { button.disabled = false; }
+});
+"""
+)
+
+_CONFIRM_CHANGE_PAGE = _simple_page(
+    "Confirm your new email address",
+    """<p>Press the button to move your account to this address. Opening this page alone changes nothing.</p>
+<button id="confirm" type="button">Confirm my new address</button>""",
+    _CONFIRM_CHANGE_SCRIPT,
+)
+
+
+async def reset_password_page(request: Request) -> HTMLResponse:
+    # As for verification, a GET consumes nothing: the form sends the mutation.
+    return HTMLResponse(_RESET_PAGE, headers=_page_headers(_RESET_SCRIPT))
+
+
+async def confirm_email_change_page(request: Request) -> HTMLResponse:
+    return HTMLResponse(_CONFIRM_CHANGE_PAGE, headers=_page_headers(_CONFIRM_CHANGE_SCRIPT))
 
 
 _MAILBOX_SCRIPT = """

@@ -113,6 +113,7 @@ async def session(
     *,
     init: bool = True,
     origin: str | None = None,
+    init_payload: dict[str, Any] | None = None,
 ) -> AsyncIterator[Session]:
     async with websockets.connect(
         ws_url(base_url),
@@ -122,7 +123,7 @@ async def session(
     ) as ws:
         client = Session(ws, protocol)
         if init:
-            await client.send({"type": "connection_init", "payload": {}})
+            await client.send({"type": "connection_init", "payload": init_payload or {}})
             ack = await client.receive()
             assert ack["type"] == "connection_ack", ack
         yield client

@@ -1,0 +1,148 @@
+"""Sessions, reset links and changes of address on real PostgreSQL, under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+
+from domain import (
+    accounts,
+    address_change,
+    authentication,
+    errors,
+    recovery,
+    users,
+)
+from infra import bootstrap
+from tests.integration.test_concurrency import link_token
+
+PASSWORD = "correct horse"
+
+
+async def verified(container: bootstrap.Container, database_url: str, email: str) -> None:
+    await accounts.register(accounts.Register(email, PASSWORD), container.accounts)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE users SET email_verified_at = now() WHERE lower(email) = %s", (email,))
+
+
+def reset_token(container: bootstrap.Container, database_url: str, email: str) -> str:
+    with psycopg.connect(database_url) as conn:
+        user_id, password_hash = conn.execute(
+            "SELECT id, password_hash FROM users WHERE email = %s", (email,)
+        ).fetchone()  # type: ignore[misc]
+    return container.courier.tokens.sign(
+        accounts.PASSWORD_RESET_PURPOSE,
+        {"u": str(user_id), "f": users.fingerprint(password_hash)},
+    )
+
+
+async def test_one_reset_link_used_concurrently_changes_the_password_once_and_ends_sessions(
+    container: bootstrap.Container, database_url: str
+) -> None:
+    await verified(container, database_url, "ann@example.com")
+    sessions = [
+        (
+            await authentication.sign_in(
+                authentication.SignIn("ann@example.com", PASSWORD), container.accounts
+            )
+        ).access_token
+        for _ in range(3)
+    ]
+    assert await authentication.current_user(sessions[0], container.accounts) is not None
+    token = reset_token(container, database_url, "ann@example.com")
+    outcomes = await asyncio.gather(
+        *(
+            recovery.reset_password(
+                recovery.ResetPassword(token, f"new password {n}"), container.accounts
+            )
+            for n in range(6)
+        ),
+        return_exceptions=True,
+    )
+    winners = [n for n, o in enumerate(outcomes) if not isinstance(o, BaseException)]
+    assert len(winners) == 1, outcomes
+    assert all(isinstance(o, errors.InvalidToken) for o in outcomes if isinstance(o, Exception))
+    for session in sessions:
+        assert await authentication.current_user(session, container.accounts) is None
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
+        changed = conn.execute(
+            "SELECT count(*) FROM email_deliveries WHERE kind = 'password_changed'"
+        ).fetchone()
+    assert changed == (1,)
+    signed_in = await authentication.sign_in(
+        authentication.SignIn("ann@example.com", f"new password {winners[0]}"),
+        container.accounts,
+    )
+    assert signed_in.user.email == "ann@example.com"
+
+
+async def test_concurrent_failed_sign_ins_never_exceed_the_limit(
+    container: bootstrap.Container, database_url: str
+) -> None:
+    await verified(container, database_url, "ann@example.com")
+    limit = container.accounts.policy.sign_in_failures_per_account
+    attempts = [
+        authentication.sign_in(
+            authentication.SignIn("ann@example.com", "wrong guess", client=f"10.0.0.{n}"),
+            container.accounts,
+        )
+        for n in range(limit * 3)
+    ]
+    outcomes = await asyncio.gather(*attempts, return_exceptions=True)
+    assert all(isinstance(o, errors.InvalidCredentials | errors.RateLimited) for o in outcomes)
+    with psycopg.connect(database_url) as conn:
+        # The address's counter stops at the limit (one row per client besides).
+        assert conn.execute("SELECT max(count) FROM email_windows").fetchone() == (limit,)
+    # Every failure was counted, across clients: the right password now waits too.
+    try:
+        await authentication.sign_in(
+            authentication.SignIn("ann@example.com", PASSWORD, client="10.9.9.9"),
+            container.accounts,
+        )
+    except errors.RateLimited as limited:
+        assert limited.retry_after_seconds > 0
+    else:
+        raise AssertionError("the right password went through after the limit")
+
+
+async def test_a_change_of_address_loses_to_a_registration_of_that_address(
+    container: bootstrap.Container, database_url: str
+) -> None:
+    await verified(container, database_url, "ann@example.com")
+    with psycopg.connect(database_url) as conn:
+        [(user_id,)] = conn.execute("SELECT id FROM users").fetchall()
+    token = container.courier.tokens.sign(
+        accounts.EMAIL_CHANGE_PURPOSE,
+        {"u": str(user_id), "old": "ann@example.com", "new": "Taken@example.com"},
+    )
+    await accounts.register(accounts.Register("taken@example.com", PASSWORD), container.accounts)
+    try:
+        await address_change.confirm_email_change(
+            address_change.ConfirmEmailChange(token), container.accounts
+        )
+    except errors.AddressUnavailable:
+        pass
+    else:
+        raise AssertionError("the account moved to an address another account has")
+    with psycopg.connect(database_url) as conn:
+        assert sorted(conn.execute("SELECT email FROM users").fetchall()) == [
+            ("ann@example.com",),
+            ("taken@example.com",),
+        ]
+
+
+async def test_a_concurrent_verification_sends_one_welcome(
+    container: bootstrap.Container, database_url: str
+) -> None:
+    await accounts.register(accounts.Register("ann@example.com", PASSWORD), container.accounts)
+    token = link_token(container, database_url)
+    await asyncio.gather(
+        *(accounts.verify_email(accounts.VerifyEmail(token), container.accounts) for _ in range(6)),
+        return_exceptions=True,
+    )
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM email_deliveries WHERE kind = 'welcome'"
+        ).fetchone() == (1,)
