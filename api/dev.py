@@ -90,6 +90,9 @@ def run(*, host: str, port: int, state_dir: Path) -> int:
     env.setdefault("DEBUG", "true")
     env.setdefault("WORKER_POLL_SECONDS", "1")
     env.setdefault("EMAIL_RETRY_BASE_SECONDS", "5")
+    # Trying flows one after another (register, then reset) should not wait a
+    # minute between two emails to one address.
+    env.setdefault("EMAIL_COOLDOWN_SECONDS", "2")
     try:
         settings = Settings.from_env(env)
     except ConfigError as exc:
