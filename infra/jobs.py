@@ -6,13 +6,16 @@ import time; the API only defers by task name.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
+from collections.abc import Iterable
 from datetime import timedelta
 
 import procrastinate
 import psycopg
-from procrastinate import RetryDecision
+from procrastinate import RetryDecision, connector, exceptions
 from procrastinate.jobs import Job
 from procrastinate.retry import BaseRetryStrategy
 from sqlalchemy import exc as sa_exc
@@ -29,11 +32,45 @@ PRUNE = "prune_finished_work"
 _FINISHED = {"include_failed": True, "include_cancelled": True, "include_aborted": True}
 
 
+class _Connector(procrastinate.PsycopgConnector):
+    """procrastinate's psycopg connector, with a LISTEN connection that outlives
+    a database restart.
+
+    procrastinate reconnects the worker's LISTEN connection when it drops, but
+    a failure to connect again at once (the server is still shutting down, or
+    not back yet) ends its listener, and procrastinate then stops the whole
+    worker, which exits with status 0 as if asked to: no email is sent any more
+    and nothing restarts it. Here the listener keeps trying instead; jobs
+    queued while it is away are found by the worker's polling.
+    """
+
+    max_reconnect_delay = 5.0
+
+    async def listen_notify(
+        self, on_notification: connector.Notify, channels: Iterable[str]
+    ) -> None:
+        channels = list(channels)
+        delay = 0.1
+        while True:
+            listening_since = time.monotonic()
+            try:
+                await super().listen_notify(on_notification=on_notification, channels=channels)
+            except exceptions.ConnectorException as exc:
+                if time.monotonic() - listening_since > self.max_reconnect_delay:
+                    delay = 0.1  # it had been listening: a new outage
+                log.warning(
+                    "job listener could not reconnect (%s); trying again in %.1f s",
+                    type(exc.__cause__ or exc).__name__,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_reconnect_delay)
+
+
 def create_app(database_url: str, *, pool_size: int = 10) -> procrastinate.App:
-    connector = procrastinate.PsycopgConnector(
-        conninfo=database_url, min_size=1, max_size=pool_size
+    return procrastinate.App(
+        connector=_Connector(conninfo=database_url, min_size=1, max_size=pool_size)
     )
-    return procrastinate.App(connector=connector)
 
 
 _DATABASE_DOWN = (

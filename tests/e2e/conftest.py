@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,8 +135,10 @@ def _stop(name: str, process: subprocess.Popen[bytes], log: Path) -> None:
 StartHerald = Callable[..., Herald]
 
 
-@pytest.fixture
-def start_herald(database_url: str, sink: ScriptedSink, tmp_path: Path) -> Iterator[StartHerald]:
+@contextmanager
+def launcher(database_url: str, sink: ScriptedSink, logs: Path) -> Iterator[StartHerald]:
+    """Starts Herald processes on ``database_url``; stops them all on exit and
+    checks that each one stopped cleanly."""
     started: list[Herald] = []
 
     def start(
@@ -152,8 +155,8 @@ def start_herald(database_url: str, sink: ScriptedSink, tmp_path: Path) -> Itera
                 **overrides,
             ),
         }
-        herald = Herald(base_url=base_url, database_url=database_url, logs=tmp_path)
-        serve_log = herald.log_files["serve"] = tmp_path / f"serve-{port}.log"
+        herald = Herald(base_url=base_url, database_url=database_url, logs=logs)
+        serve_log = herald.log_files["serve"] = logs / f"serve-{port}.log"
         with serve_log.open("wb") as out:
             herald.processes["serve"] = subprocess.Popen(
                 [HERALD, "serve", "--port", str(port)],
@@ -176,3 +179,9 @@ def start_herald(database_url: str, sink: ScriptedSink, tmp_path: Path) -> Itera
             assert process.returncode == 0, (
                 f"herald {name} exited with {process.returncode}:\n{herald.log(name)[-3000:]}"
             )
+
+
+@pytest.fixture
+def start_herald(database_url: str, sink: ScriptedSink, tmp_path: Path) -> Iterator[StartHerald]:
+    with launcher(database_url, sink, tmp_path) as start:
+        yield start
