@@ -76,3 +76,25 @@ def test_every_connection_to_the_database_dropped_at_once_loses_nothing(
         "after@example.com",
         "before@example.com",
     ]
+
+
+def test_a_worker_that_stops_on_its_own_is_started_again(
+    start_herald: StartHerald, sink: ScriptedSink
+) -> None:
+    herald = start_herald()
+    herald.graphql(REGISTER, {"email": "before@example.com", "password": "correct horse"})
+    sink.wait_for(1)
+    # Make fetching jobs fail, as a database that stays away would: procrastinate's
+    # worker gives up and ends.
+    herald.sql("ALTER FUNCTION procrastinate_fetch_job_v2 RENAME TO herald_test_fetch_away")
+    try:
+        herald.graphql(REGISTER, {"email": "during@example.com", "password": "correct horse"})
+        deadline = time.monotonic() + 30
+        while "stopped on its own" not in herald.log("worker"):
+            assert time.monotonic() < deadline, herald.log("worker")[-3000:]
+            time.sleep(0.1)
+    finally:
+        herald.sql("ALTER FUNCTION herald_test_fetch_away RENAME TO procrastinate_fetch_job_v2")
+    messages = sink.wait_for(2)
+    assert sorted(m.recipients[0] for m in messages) == ["before@example.com", "during@example.com"]
+    assert herald.processes["worker"].poll() is None
