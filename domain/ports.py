@@ -60,6 +60,9 @@ class SessionRepository(Protocol):
     async def revoke_all(self, user_id: uuid.UUID) -> int:
         """End every session of the account; how many there were."""
 
+    async def prune(self, now: datetime) -> int:
+        """Forget sessions that expired; how many."""
+
 
 class DeliveryRepository(Protocol):
     async def claim(

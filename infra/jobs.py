@@ -105,12 +105,14 @@ class EmailRetry(BaseRetryStrategy):
 
 
 async def prune(app: procrastinate.App, courier: delivery.Courier, *, retention_hours: int) -> int:
-    """Delete finished email jobs older than the retention, and cooldowns that
-    are over. The delivery record keeps the history; job rows are only the
-    queue's. Returns how many cooldowns were forgotten."""
+    """Delete finished email jobs older than the retention, cooldowns that are
+    over and sessions that expired. The delivery record keeps the history; job
+    rows are only the queue's. Returns how many cooldowns and sessions were
+    forgotten."""
     await app.job_manager.delete_old_jobs(nb_hours=retention_hours, queue=QUEUE, **_FINISHED)
     async with courier.uow() as uow:
-        forgotten = await uow.cooldowns.prune(courier.clock.now())
+        now = courier.clock.now()
+        forgotten = await uow.cooldowns.prune(now) + await uow.sessions.prune(now)
         await uow.commit()
     return forgotten
 

@@ -195,6 +195,11 @@ class SqlSessionRepository:
         )
         return len(deleted.all())
 
+    async def prune(self, now: datetime) -> int:
+        s = db.sessions
+        deleted = await self.session.execute(sa.delete(s).where(s.c.expires_at <= now))
+        return int(deleted.rowcount)  # type: ignore[attr-defined]
+
 
 # procrastinate's own table, read (never written) to tell live jobs from ended ones.
 _PROCRASTINATE_JOBS = sa.table("procrastinate_jobs", sa.column("id"), sa.column("status"))

@@ -165,7 +165,7 @@ async def test_the_sweep_gives_a_new_job_to_a_delivery_whose_job_ended_unfinishe
         assert job_id == last_job
 
 
-async def test_pruning_forgets_old_finished_jobs_and_expired_cooldowns(
+async def test_pruning_forgets_old_finished_jobs_expired_cooldowns_and_sessions(
     container: bootstrap.Container, database_url: str
 ) -> None:
     await accounts.register(
@@ -178,12 +178,22 @@ async def test_pruning_forgets_old_finished_jobs_and_expired_cooldowns(
             "INSERT INTO email_cooldowns VALUES ('over', now() - interval '1 second'),"
             " ('running', now() + interval '1 minute')"
         )
+        [(user_id,)] = conn.execute("SELECT id FROM users").fetchall()
+        for name, expires in (("expired", "- interval '1 second'"), ("live", "+ interval '1 day'")):
+            conn.execute(
+                "INSERT INTO sessions VALUES (gen_random_uuid(), %s, %s, now(), now() "
+                + expires
+                + ", now())",
+                (user_id, name),
+            )
     async with container.queue.open_async():
         forgotten = await jobs.prune(container.queue, container.courier, retention_hours=168)
-    assert forgotten == 1
+    assert forgotten == 2
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM procrastinate_jobs").fetchone() == (0,)
         keys = {key for (key,) in conn.execute("SELECT key FROM email_cooldowns")}
         assert "over" not in keys and "running" in keys and len(keys) == 2
+        sessions = conn.execute("SELECT token_digest FROM sessions").fetchall()
+        assert sessions == [("live",)]
         # The delivery record stays: it is the history.
         assert conn.execute("SELECT count(*) FROM email_deliveries").fetchone() == (1,)

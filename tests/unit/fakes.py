@@ -133,6 +133,12 @@ class FakeSessions:
             del self.store.sessions[key]
         return len(mine)
 
+    async def prune(self, now: datetime) -> int:
+        over = [k for k, s in self.store.sessions.items() if s.expires_at <= now]
+        for key in over:
+            del self.store.sessions[key]
+        return len(over)
+
 
 class FakeDeliveries:
     def __init__(self, store: Store) -> None:
