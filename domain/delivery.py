@@ -181,8 +181,8 @@ async def deliver(delivery_id: uuid.UUID, courier: Courier) -> Outcome:
         async with courier.uow() as uow:
             now = courier.clock.now()
             reason = f"internal error: {type(exc).__name__}"
-            await uow.deliveries.mark_failed(delivery.id, now, None, reason)
-            await _step(uow, delivery, progress.Step.EMAIL_FAILED, now, reason=reason)
+            if await uow.deliveries.mark_failed(delivery.id, now, None, reason):
+                await _step(uow, delivery, progress.Step.EMAIL_FAILED, now, reason=reason)
             await uow.commit()
         raise
 
@@ -203,10 +203,13 @@ async def _record_sent(courier: Courier, delivery: emails.Delivery, *, suppresse
             async with courier.uow() as uow:
                 now = courier.clock.now()
                 if suppressed:
-                    await uow.deliveries.mark_suppressed(delivery.id, now)
+                    settled = await uow.deliveries.mark_suppressed(delivery.id, now)
                 else:
-                    await uow.deliveries.mark_sent(delivery.id, now)
-                await _step(uow, delivery, progress.Step.EMAIL_SENT, now)
+                    settled = await uow.deliveries.mark_sent(delivery.id, now)
+                # Not settled: an earlier try of this write did commit, or the
+                # link was used first; either way the step is recorded already.
+                if settled:
+                    await _step(uow, delivery, progress.Step.EMAIL_SENT, now)
                 await uow.commit()
             return
         except Exception:
@@ -226,9 +229,17 @@ async def _failed(
     reason = f"{failure.code} reply" if failure.code else "mail server unreachable"
     async with courier.uow() as uow:
         if retry_at is None:
-            await uow.deliveries.mark_failed(delivery.id, now, failure.code, failure.reason)
+            settled = await uow.deliveries.mark_failed(
+                delivery.id, now, failure.code, failure.reason
+            )
         else:
-            await uow.deliveries.mark_retrying(delivery.id, now, failure.code, failure.reason)
+            settled = await uow.deliveries.mark_retrying(
+                delivery.id, now, failure.code, failure.reason
+            )
+        if not settled:
+            # The link was used meanwhile: the email arrived after all (the
+            # server took it and the reply was lost). Nothing to retry.
+            return Outcome.SKIPPED
         await _step(
             uow,
             delivery,

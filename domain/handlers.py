@@ -28,6 +28,13 @@ async def publish(uow: ports.UnitOfWork, happened: Iterable[events.Event], now: 
             case events.RegistrationRepeated() | events.VerificationEmailRequested():
                 await _queue(uow, _verification_or_notice(event), now)
             case events.EmailVerified():
+                # The link may be used before the worker records that the mail
+                # server took the email: its use proves the email arrived, so
+                # its registration shows EmailSent before EmailVerified, once.
+                for registration_id in await uow.deliveries.received(
+                    event.user_id, event.verification_nonce, event.at
+                ):
+                    await uow.progress.record(registration_id, progress.Step.EMAIL_SENT, event.at)
                 await uow.progress.record_verified(
                     event.user_id, event.verification_nonce, event.at
                 )

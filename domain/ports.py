@@ -73,17 +73,27 @@ class DeliveryRepository(Protocol):
         or does not exist; ``errors.DeliveryLeased`` while another attempt holds
         an unexpired lease on it."""
 
-    async def mark_sent(self, delivery_id: uuid.UUID, now: datetime) -> None: ...
+    # The outcome of an attempt: each applies only to a delivery still
+    # ``sending``, and says whether it did. False means the outcome is known
+    # already: this write was repeated, or the link in the email was used
+    # before the attempt could record its own success (see ``received``).
+
+    async def mark_sent(self, delivery_id: uuid.UUID, now: datetime) -> bool: ...
 
     async def mark_retrying(
         self, delivery_id: uuid.UUID, now: datetime, code: int | None, reason: str
-    ) -> None: ...
+    ) -> bool: ...
 
     async def mark_failed(
         self, delivery_id: uuid.UUID, now: datetime, code: int | None, reason: str
-    ) -> None: ...
+    ) -> bool: ...
 
-    async def mark_suppressed(self, delivery_id: uuid.UUID, now: datetime) -> None: ...
+    async def mark_suppressed(self, delivery_id: uuid.UUID, now: datetime) -> bool: ...
+
+    async def received(self, user_id: uuid.UUID, nonce: int, at: datetime) -> list[uuid.UUID]:
+        """Mark ``sent`` the verification emails that carried this nonce and are
+        not recorded as sent yet (their link was used, so they arrived);
+        returns the registrations they belong to."""
 
     async def registration_of(self, message_id: str) -> uuid.UUID | None:
         """The registration a sent message belongs to, by its Message-ID."""

@@ -264,17 +264,25 @@ class SqlDeliveryRepository:
             locale=row.locale,
         )
 
-    async def _set(self, delivery_id: uuid.UUID, **values: Any) -> None:
+    async def _settle(self, delivery_id: uuid.UUID, **values: Any) -> bool:
         t = db.email_deliveries
-        await self.session.execute(sa.update(t).where(t.c.id == delivery_id).values(**values))
+        statement = (
+            sa.update(t)
+            .where(t.c.id == delivery_id, t.c.status == emails.DeliveryStatus.SENDING)
+            .values(**values)
+            .returning(t.c.id)
+        )
+        return (await self.session.execute(statement)).first() is not None
 
-    async def mark_sent(self, delivery_id: uuid.UUID, now: datetime) -> None:
-        await self._set(delivery_id, status=emails.DeliveryStatus.SENT, sent_at=now, updated_at=now)
+    async def mark_sent(self, delivery_id: uuid.UUID, now: datetime) -> bool:
+        return await self._settle(
+            delivery_id, status=emails.DeliveryStatus.SENT, sent_at=now, updated_at=now
+        )
 
     async def mark_retrying(
         self, delivery_id: uuid.UUID, now: datetime, code: int | None, reason: str
-    ) -> None:
-        await self._set(
+    ) -> bool:
+        return await self._settle(
             delivery_id,
             status=emails.DeliveryStatus.QUEUED,
             last_smtp_code=code,
@@ -284,8 +292,8 @@ class SqlDeliveryRepository:
 
     async def mark_failed(
         self, delivery_id: uuid.UUID, now: datetime, code: int | None, reason: str
-    ) -> None:
-        await self._set(
+    ) -> bool:
+        return await self._settle(
             delivery_id,
             status=emails.DeliveryStatus.FAILED,
             last_smtp_code=code,
@@ -293,8 +301,26 @@ class SqlDeliveryRepository:
             updated_at=now,
         )
 
-    async def mark_suppressed(self, delivery_id: uuid.UUID, now: datetime) -> None:
-        await self._set(delivery_id, status=emails.DeliveryStatus.SUPPRESSED, updated_at=now)
+    async def mark_suppressed(self, delivery_id: uuid.UUID, now: datetime) -> bool:
+        return await self._settle(
+            delivery_id, status=emails.DeliveryStatus.SUPPRESSED, updated_at=now
+        )
+
+    async def received(self, user_id: uuid.UUID, nonce: int, at: datetime) -> list[uuid.UUID]:
+        t = db.email_deliveries
+        statement = (
+            sa.update(t)
+            .where(
+                t.c.user_id == user_id,
+                t.c.kind == emails.EmailKind.VERIFY_EMAIL.value,
+                t.c.verification_nonce == nonce,
+                t.c.status.in_([emails.DeliveryStatus.QUEUED, emails.DeliveryStatus.SENDING]),
+            )
+            .values(status=emails.DeliveryStatus.SENT, sent_at=at, updated_at=at)
+            .returning(t.c.registration_id)
+        )
+        rows = await self.session.execute(statement)
+        return [r for (r,) in rows if r is not None]
 
     async def registration_of(self, message_id: str) -> uuid.UUID | None:
         t = db.email_deliveries

@@ -188,3 +188,32 @@ async def test_the_email_budget_holds_across_processes_under_concurrency(databas
     assert len(limited) == 7 and all(0 < o.retry_after_seconds <= 60 for o in limited)
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM email_deliveries").fetchone() == (5,)
+
+
+async def test_a_link_used_while_its_send_is_in_flight_shows_sent_then_verified_once(
+    container: bootstrap.Container, database_url: str
+) -> None:
+    started = await accounts.register(
+        accounts.Register("ann@example.com", "correct horse"), container.accounts
+    )
+    with psycopg.connect(database_url) as conn:
+        [(delivery_id,)] = conn.execute("SELECT id FROM email_deliveries").fetchall()
+    clock = container.courier.clock
+    async with container.courier.uow() as uow:
+        assert await uow.deliveries.claim(delivery_id, clock.now(), lease_seconds=60)
+        await uow.commit()
+    # The worker waits for the server's reply; the person opens the link.
+    await accounts.verify_email(
+        accounts.VerifyEmail(link_token(container, database_url)), container.accounts
+    )
+    async with container.courier.uow() as uow:
+        assert not await uow.deliveries.mark_sent(delivery_id, clock.now())
+        assert not await uow.deliveries.mark_retrying(delivery_id, clock.now(), 421, "late")
+    with psycopg.connect(database_url) as conn:
+        steps = conn.execute(
+            "SELECT step FROM registration_events WHERE registration_id = %s ORDER BY id",
+            (started.registration_id,),
+        ).fetchall()
+        status = conn.execute("SELECT status FROM email_deliveries WHERE id = %s", (delivery_id,))
+        assert status.fetchone() == ("sent",)
+    assert steps == [("email_queued",), ("email_sent",), ("email_verified",)]

@@ -168,25 +168,46 @@ class FakeDeliveries:
             locale=row["locale"],
         )
 
-    async def mark_sent(self, delivery_id: uuid.UUID, now: datetime) -> None:
-        self.store.deliveries[delivery_id].update(status=emails.DeliveryStatus.SENT)
+    def _settle(self, delivery_id: uuid.UUID, **values: Any) -> bool:
+        row = self.store.deliveries[delivery_id]
+        if row["status"] is not emails.DeliveryStatus.SENDING:
+            return False
+        row.update(**values)
+        return True
+
+    async def mark_sent(self, delivery_id: uuid.UUID, now: datetime) -> bool:
+        return self._settle(delivery_id, status=emails.DeliveryStatus.SENT)
 
     async def mark_retrying(
         self, delivery_id: uuid.UUID, now: datetime, code: int | None, reason: str
-    ) -> None:
-        self.store.deliveries[delivery_id].update(
-            status=emails.DeliveryStatus.QUEUED, code=code, reason=reason
+    ) -> bool:
+        return self._settle(
+            delivery_id, status=emails.DeliveryStatus.QUEUED, code=code, reason=reason
         )
 
     async def mark_failed(
         self, delivery_id: uuid.UUID, now: datetime, code: int | None, reason: str
-    ) -> None:
-        self.store.deliveries[delivery_id].update(
-            status=emails.DeliveryStatus.FAILED, code=code, reason=reason
+    ) -> bool:
+        return self._settle(
+            delivery_id, status=emails.DeliveryStatus.FAILED, code=code, reason=reason
         )
 
-    async def mark_suppressed(self, delivery_id: uuid.UUID, now: datetime) -> None:
-        self.store.deliveries[delivery_id].update(status=emails.DeliveryStatus.SUPPRESSED)
+    async def mark_suppressed(self, delivery_id: uuid.UUID, now: datetime) -> bool:
+        return self._settle(delivery_id, status=emails.DeliveryStatus.SUPPRESSED)
+
+    async def received(self, user_id: uuid.UUID, nonce: int, at: datetime) -> list[uuid.UUID]:
+        registrations = []
+        for row in self.store.deliveries.values():
+            if (
+                row["user_id"] == user_id
+                and row["kind"] is emails.EmailKind.VERIFY_EMAIL
+                and row["verification_nonce"] == nonce
+                and row["status"] in {emails.DeliveryStatus.QUEUED, emails.DeliveryStatus.SENDING}
+            ):
+                row["status"] = emails.DeliveryStatus.SENT
+                if row["registration_id"] is not None:
+                    registrations.append(row["registration_id"])
+        return registrations
 
     async def registration_of(self, message_id: str) -> uuid.UUID | None:
         for key, row in self.store.deliveries.items():

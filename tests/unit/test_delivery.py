@@ -181,3 +181,39 @@ async def test_an_attempt_never_outlives_its_lease(queued: tuple[World, uuid.UUI
         await delivery.deliver(delivery_id, courier)
     assert caught.value.failure.reason == "timed out"
     assert w.store.deliveries[delivery_id]["status"] is emails.DeliveryStatus.QUEUED
+
+
+class ClickingMailer:
+    """The person opens the link while the worker still waits for the mail
+    server's reply; then the reply arrives, or is lost."""
+
+    def __init__(self, w: World, reply_lost: bool) -> None:
+        self.w = w
+        self.reply_lost = reply_lost
+
+    async def send(self, email: emails.OutgoingEmail) -> None:
+        token = json.loads(email.content.text)["link"].split("token=", 1)[1]
+        await accounts.verify_email(accounts.VerifyEmail(token), self.w.accounts)
+        if self.reply_lost:
+            raise errors.DeliveryFailure(transient=True, code=None, reason="connection lost")
+
+    async def rehearse(self) -> None:
+        raise AssertionError("not suppressed")
+
+
+@pytest.mark.parametrize("reply_lost", [False, True])
+async def test_a_link_used_before_the_send_is_recorded_still_shows_sent_before_verified(
+    queued: tuple[World, uuid.UUID], reply_lost: bool
+) -> None:
+    w, delivery_id = queued
+    clicking = dataclasses.replace(w.courier, mailer=ClickingMailer(w, reply_lost))
+    outcome = await delivery.deliver(delivery_id, clicking)
+    assert outcome is (delivery.Outcome.SKIPPED if reply_lost else delivery.Outcome.SENT)
+    assert [s.step for s in w.store.steps] == [
+        progress.Step.EMAIL_QUEUED,
+        progress.Step.EMAIL_SENT,
+        progress.Step.EMAIL_VERIFIED,
+    ]
+    assert w.store.deliveries[delivery_id]["status"] is emails.DeliveryStatus.SENT
+    # A retry of the job finds nothing left to do.
+    assert await delivery.deliver(delivery_id, w.courier) is delivery.Outcome.SKIPPED
