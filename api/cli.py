@@ -73,7 +73,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
         finally:
             await container.close()
 
-    asyncio.run(main())
+    # uvloop, as the API runs on under uvicorn: cheaper socket and timer work
+    # per email (it is installed with uvicorn[standard]).
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
     return 0
 
 

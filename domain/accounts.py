@@ -99,9 +99,16 @@ def _hourly_key(email: str) -> str:
     return f"account-email-hour:{email.lower()}"
 
 
-async def within_budget(uow: ports.UnitOfWork, policy: Policy, now: datetime) -> None:
-    """Every request that queues an email, real or suppressed, spends from one
-    budget a minute; past it, nothing is queued and nothing is created."""
+async def commit_within_budget(uow: ports.UnitOfWork, policy: Policy, now: datetime) -> None:
+    """Spend one email from the budget that all requests share, then commit;
+    past the budget, raise ``RateLimited`` and nothing is queued or created.
+
+    Every request in every process counts on the same row, so it is spent
+    last, just before the commit: the row stays locked for the commit alone,
+    not for the whole request (which serialised every registration). It
+    stays in the request's own transaction: a refusal undoes the request, and
+    a request refused by another limit spends nothing.
+    """
     wait = await uow.cooldowns.take(
         "emails-per-minute", limit=policy.emails_per_minute, window_seconds=60, now=now
     )
@@ -109,13 +116,14 @@ async def within_budget(uow: ports.UnitOfWork, policy: Policy, now: datetime) ->
         raise errors.RateLimited(
             wait, f"Herald is sending a lot of email right now; try again in {wait} s."
         )
+    await uow.commit()
 
 
 async def limit_emails_to(uow: ports.UnitOfWork, policy: Policy, email: str, now: datetime) -> None:
-    """Spend from the global budget, the address's cooldown and its hourly cap
-    for one email about ``email``, or raise ``RateLimited``. Every address,
-    with or without an account, is limited alike, so the limits reveal nothing."""
-    await within_budget(uow, policy, now)
+    """Spend the address's cooldown and its hourly cap for one email about
+    ``email``, or raise ``RateLimited``. Every address, with or without an
+    account, is limited alike, so the limits reveal nothing. The global budget
+    is spent at commit (``commit_within_budget``)."""
     wait = await uow.cooldowns.acquire(
         _cooldown_key(email), seconds=policy.email_cooldown_seconds, now=now
     )
@@ -158,7 +166,6 @@ async def register(command: Register, accounts: Accounts) -> RegistrationStarted
     cooldown = accounts.policy.email_cooldown_seconds
     policy = accounts.policy
     async with accounts.uow() as uow:
-        await within_budget(uow, policy, now)
         user = users.User.new(email=email, password_hash=password_hash, now=now, locale=locale)
         happened: list[events.Event] = []
         added = await uow.users.add(user)
@@ -176,7 +183,7 @@ async def register(command: Register, accounts: Accounts) -> RegistrationStarted
             suppressed = wait is not None or over_cap is not None
             happened.append(await _repeat(uow, existing, registration_id, suppressed=suppressed))
         await handlers.publish(uow, happened, now)
-        await uow.commit()
+        await commit_within_budget(uow, policy, now)
     return _started(accounts, registration_id)
 
 
@@ -214,9 +221,8 @@ async def resend_verification_email(
         raise errors.InvalidInput(problems, "Check the highlighted fields.")
     registration_id = uuid.uuid4()
     now = accounts.clock.now()
-    policy = accounts.policy
     async with accounts.uow() as uow:
-        await limit_emails_to(uow, policy, email, now)
+        await limit_emails_to(uow, accounts.policy, email, now)
         user = await uow.users.get_by_email(email)
         if user is None:
             # Nothing to send, but the same steps to watch as for a known address.
@@ -229,7 +235,7 @@ async def resend_verification_email(
                 user.id, registration_id, user.email_verified, nonce
             )
         await handlers.publish(uow, [requested], now)
-        await uow.commit()
+        await commit_within_budget(uow, accounts.policy, now)
     return _started(accounts, registration_id)
 
 

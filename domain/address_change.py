@@ -12,7 +12,13 @@ import uuid
 from dataclasses import dataclass
 
 from domain import errors, events, handlers, users
-from domain.accounts import EMAIL_CHANGE_PURPOSE, Accounts, address, limit_emails_to
+from domain.accounts import (
+    EMAIL_CHANGE_PURPOSE,
+    Accounts,
+    address,
+    commit_within_budget,
+    limit_emails_to,
+)
 from domain.authentication import count_failure, current_user, refuse_if_limited
 
 
@@ -56,7 +62,7 @@ async def request_email_change(command: RequestEmailChange, accounts: Accounts) 
         taken = await uow.users.get_by_email(new_email)
         requested = events.EmailChangeRequested(user.id, user.email, new_email, taken is None)
         await handlers.publish(uow, [requested], now)
-        await uow.commit()
+        await commit_within_budget(uow, accounts.policy, now)
 
 
 async def confirm_email_change(command: ConfirmEmailChange, accounts: Accounts) -> users.User:

@@ -12,7 +12,13 @@ import uuid
 from dataclasses import dataclass
 
 from domain import errors, events, handlers, users
-from domain.accounts import PASSWORD_RESET_PURPOSE, Accounts, address, limit_emails_to
+from domain.accounts import (
+    PASSWORD_RESET_PURPOSE,
+    Accounts,
+    address,
+    commit_within_budget,
+    limit_emails_to,
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,7 @@ async def request_password_reset(command: RequestPasswordReset, accounts: Accoun
             None if user is None else users.fingerprint(user.password_hash),
         )
         await handlers.publish(uow, [requested], now)
-        await uow.commit()
+        await commit_within_budget(uow, accounts.policy, now)
 
 
 async def reset_password(command: ResetPassword, accounts: Accounts) -> users.User:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -15,14 +18,28 @@ from domain import errors
 T = TypeVar("T")
 
 
+def _yield_to_the_loop() -> None:
+    # Linux applies a nice value to the one thread whose id is given.
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
 class Argon2Hasher:
     def __init__(
         self, *, time_cost: int, memory_kib: int, threads: int, max_waiting: int = 128
     ) -> None:
-        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+        # One lane: argon2 would otherwise start a thread per lane for every
+        # hash, so a pool of N threads would run 4N on the cores. The cost to
+        # an attacker is the same (memory and passes); hashes made with other
+        # parameters still verify, and are upgraded at the next sign-in.
+        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=1)
         # argon2 releases the GIL, so a pool of about one thread per core hashes
-        # in parallel while the event loop keeps serving other requests.
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="argon2")
+        # in parallel while the event loop keeps serving other requests; at a
+        # lower priority than the event loop, so that a flood of sign-ups does
+        # not slow every other request down.
+        self._pool = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="argon2", initializer=_yield_to_the_loop
+        )
         # The pool's own queue is unbounded: past this many hashes in hand, a
         # flood of sign-ups is told to come back instead of piling up memory
         # and latency for everyone.

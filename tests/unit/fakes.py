@@ -367,11 +367,14 @@ class FakeCooldowns:
 
 
 class FakeUnitOfWork:
-    """Writes to users and deliveries apply at once (like reads in the same
-    transaction); queued emails and cooldowns only land on commit."""
+    """Writes to users, sessions and deliveries apply at once (like reads in
+    the same transaction), and users and sessions are put back unless
+    committed; queued emails and cooldowns only land on commit."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._users_before = dict(store.users)
+        self._sessions_before = dict(store.sessions)
         self._emails: list[emails.EmailRequest] = []
         self._cooldowns: dict[str, datetime] = {}
         self._steps: list[progress.RegistrationStep] = []
@@ -421,6 +424,11 @@ class FakeUnitOfWork:
         self.committed = True
 
     async def rollback(self) -> None:
+        if not self.committed:
+            self.store.users.clear()
+            self.store.users.update(self._users_before)
+            self.store.sessions.clear()
+            self.store.sessions.update(self._sessions_before)
         self._emails.clear()
         self._cooldowns.clear()
         self._windows.clear()
