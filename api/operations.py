@@ -2,6 +2,8 @@
 
 Without an admin API key every field here fails with a ``FORBIDDEN`` error and
 reveals nothing; the check is the use case's, so no resolver can forget it.
+The fields are nullable: a refused one is null, and the rest of the
+response (a ``me``, a mutation that ran) keeps its data.
 """
 
 from __future__ import annotations
@@ -144,7 +146,7 @@ async def email_deliveries(
     kind: EmailKind | None = None,  # type: ignore[valid-type]
     first: int = 20,
     after: str | None = None,
-) -> EmailDeliveryConnection:
+) -> EmailDeliveryConnection | None:
     query = operations.ListDeliveries(status=status, kind=kind, first=first, after=after)
     try:
         page = await operations.list_deliveries(info.context.bearer, query, info.context.operations)
@@ -186,7 +188,7 @@ async def retry_email_delivery(
     return RetryEmailDeliverySuccess(delivery=EmailDelivery.from_domain(record))
 
 
-async def delivery_stats(info: Info[Context, None]) -> DeliveryStats:
+async def delivery_stats(info: Info[Context, None]) -> DeliveryStats | None:
     try:
         stats = await operations.delivery_stats(info.context.bearer, info.context.operations)
     except errors.NotAuthorized as error:

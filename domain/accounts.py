@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from domain import errors, events, handlers, ports, progress, users
 
@@ -140,6 +141,28 @@ async def limit_emails_to(uow: ports.UnitOfWork, policy: Policy, email: str, now
         )
 
 
+def read_link(
+    accounts: Accounts, purpose: str, token: str, max_age_seconds: int, *, renew: str
+) -> dict[str, Any]:
+    """The claims of an emailed link's token, or ``InvalidToken`` /
+    ``ExpiredToken`` whose message says how to get a new link (``renew``).
+
+    A link's life counts from when it was asked for (claim ``t``), not from
+    when its email went out, which may be much later (an outage, an
+    operator's retry)."""
+    try:
+        payload = accounts.tokens.unsign(purpose, token, max_age_seconds=max_age_seconds)
+        if "t" in payload and accounts.clock.now().timestamp() - int(str(payload["t"])) > (
+            max_age_seconds
+        ):
+            raise errors.ExpiredToken()
+    except errors.ExpiredToken:
+        raise errors.ExpiredToken(f"This link has expired. {renew}") from None
+    except ValueError:
+        raise errors.InvalidToken() from None
+    return payload
+
+
 def _started(accounts: Accounts, registration_id: uuid.UUID) -> RegistrationStarted:
     token = accounts.tokens.sign(REGISTRATION_PURPOSE, {"r": str(registration_id)})
     return RegistrationStarted(registration_id=registration_id, registration_token=token)
@@ -230,6 +253,9 @@ async def resend_verification_email(
         else:
             nonce = user.verification_nonce
             if not user.email_verified:
+                # Anyone may ask for a link to an address: nothing says the
+                # asker chose the account's password (see ``_repeat``).
+                await uow.users.contest_password(user.id)
                 nonce = await uow.users.bump_verification_nonce(user.id)
             requested = events.VerificationEmailRequested(
                 user.id, registration_id, user.email_verified, nonce
@@ -290,10 +316,12 @@ async def verify_email(command: VerifyEmail, accounts: Accounts) -> Verified:
     password may be theirs (account pre-hijacking): it is replaced by one that
     nothing matches, and the verified owner is sent a link to choose their own.
     """
-    payload = accounts.tokens.unsign(
+    payload = read_link(
+        accounts,
         VERIFY_EMAIL_PURPOSE,
         command.token,
-        max_age_seconds=accounts.policy.email_verification_max_age,
+        accounts.policy.email_verification_max_age,
+        renew="Ask for a new one with resendVerificationEmail.",
     )
     try:
         user_id = uuid.UUID(str(payload["u"]))
@@ -312,7 +340,9 @@ async def verify_email(command: VerifyEmail, accounts: Accounts) -> Verified:
             await uow.users.replace_password(
                 user.id, current_hash=user.password_hash, new_hash=unusable
             )
-            happened.append(events.PasswordResetRequested(user.id, users.fingerprint(unusable)))
+            happened.append(
+                events.PasswordResetRequested(user.id, users.fingerprint(unusable), user.email)
+            )
         await handlers.publish(uow, happened, now)
         await uow.commit()
     return Verified(user, must_choose_password=user.password_contested)

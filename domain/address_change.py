@@ -18,8 +18,9 @@ from domain.accounts import (
     address,
     commit_within_budget,
     limit_emails_to,
+    read_link,
 )
-from domain.authentication import count_failure, current_user, refuse_if_limited
+from domain.authentication import current_user, give_back_attempt, spend_attempt
 
 
 @dataclass(frozen=True)
@@ -52,15 +53,24 @@ async def request_email_change(command: RequestEmailChange, accounts: Accounts) 
         raise errors.InvalidInput(problems, "Check the highlighted fields.")
     now = accounts.clock.now()
     # A stolen session must not make guessing the password any cheaper.
-    async with accounts.uow() as uow:
-        await refuse_if_limited(uow, accounts.policy, user.email, command.client, now)
+    await spend_attempt(accounts, user.email, command.client, now)
     if not await accounts.hasher.verify(user.password_hash, command.password):
-        await count_failure(accounts, user.email, command.client, now)
         raise errors.InvalidCredentials()
+    await give_back_attempt(accounts, user.email, command.client, now)
     async with accounts.uow() as uow:
         await limit_emails_to(uow, accounts.policy, new_email, now)
         taken = await uow.users.get_by_email(new_email)
-        requested = events.EmailChangeRequested(user.id, user.email, new_email, taken is None)
+        # An address held by an account nobody verified is not taken: whoever
+        # confirms the link owns the mailbox (see ``change_email``).
+        free = taken is None or not taken.email_verified
+        requested = events.EmailChangeRequested(
+            user.id,
+            user.email,
+            new_email,
+            free,
+            verification_nonce=user.verification_nonce,
+            fingerprint=users.fingerprint(user.password_hash),
+        )
         await handlers.publish(uow, [requested], now)
         await commit_within_budget(uow, accounts.policy, now)
 
@@ -68,19 +78,34 @@ async def request_email_change(command: RequestEmailChange, accounts: Accounts) 
 async def confirm_email_change(command: ConfirmEmailChange, accounts: Accounts) -> users.User:
     """Move the account to the confirmed address; raises ``InvalidToken``,
     ``ExpiredToken`` or ``AddressUnavailable``."""
-    payload = accounts.tokens.unsign(
-        EMAIL_CHANGE_PURPOSE, command.token, max_age_seconds=accounts.policy.email_change_max_age
+    max_age = accounts.policy.email_change_max_age
+    payload = read_link(
+        accounts,
+        EMAIL_CHANGE_PURPOSE,
+        command.token,
+        max_age,
+        renew="Ask for the change again with requestEmailChange.",
     )
+    now = accounts.clock.now()
     try:
         user_id = uuid.UUID(str(payload["u"]))
         current, new = str(payload["old"]), str(payload["new"])
+        nonce, issued_for = int(str(payload["n"])), str(payload["f"])
     except (KeyError, ValueError):
         raise errors.InvalidToken() from None
     async with accounts.uow() as uow:
-        user = await uow.users.change_email(
-            user_id, current=current, new=new, at=accounts.clock.now()
+        user = await uow.users.get(user_id)
+        if user is None or users.fingerprint(user.password_hash) != issued_for:
+            raise errors.InvalidToken()
+        moved = await uow.users.change_email(
+            user_id,
+            current=current,
+            new=new,
+            nonce=nonce,
+            password_hash=user.password_hash,
+            at=now,
         )
-        if user is None:
+        if moved is None:
             raise errors.InvalidToken()
         await uow.commit()
-    return user
+    return moved

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from domain import errors, ports, sessions, users
+from domain import errors, sessions, users
 from domain.accounts import Accounts, Policy, address
 
 
@@ -43,28 +43,32 @@ def _limit(policy: Policy, which: str) -> int:
     return policy.sign_in_failures_per_client
 
 
-async def refuse_if_limited(
-    uow: ports.UnitOfWork, policy: Policy, email: str, client: str | None, now: datetime
-) -> None:
-    """``RateLimited`` once the address, or the client, failed too often lately."""
-    for which, key in _failure_keys(email, client):
-        used, left = await uow.cooldowns.used(
-            key, window_seconds=policy.sign_in_window_seconds, now=now
-        )
-        if used >= _limit(policy, which):
-            raise errors.RateLimited(left, f"Too many failed sign-ins; try again in {left} s.")
-
-
-async def count_failure(accounts: Accounts, email: str, client: str | None, now: datetime) -> None:
-    """Count a wrong password against the address and the client."""
+async def spend_attempt(accounts: Accounts, email: str, client: str | None, now: datetime) -> None:
+    """Count a password check against the address and the client before it
+    runs, or raise ``RateLimited`` once either had too many lately: counted
+    after the check, a burst of concurrent guesses would all get through."""
     policy = accounts.policy
     async with accounts.uow() as uow:
         for which, key in _failure_keys(email, client):
-            await uow.cooldowns.take(
+            wait = await uow.cooldowns.take(
                 key,
                 limit=_limit(policy, which),
                 window_seconds=policy.sign_in_window_seconds,
                 now=now,
+            )
+            if wait is not None:
+                raise errors.RateLimited(wait, f"Too many failed sign-ins; try again in {wait} s.")
+        await uow.commit()
+
+
+async def give_back_attempt(
+    accounts: Accounts, email: str, client: str | None, now: datetime
+) -> None:
+    """The check succeeded: it does not count as a failure."""
+    async with accounts.uow() as uow:
+        for _, key in _failure_keys(email, client):
+            await uow.cooldowns.give_back(
+                key, window_seconds=accounts.policy.sign_in_window_seconds, now=now
             )
         await uow.commit()
 
@@ -80,14 +84,16 @@ async def sign_in(command: SignIn, accounts: Accounts) -> SignedIn:
     email, _ = address(accounts, command.email)
     lookup = email or command.email.strip()[:320]
     now = accounts.clock.now()
-    async with accounts.uow() as uow:
-        await refuse_if_limited(uow, policy, lookup, command.client, now)
-        user = None if email is None else await uow.users.get_by_email(email)
+    await spend_attempt(accounts, lookup, command.client, now)
+    user = None
+    if email is not None:
+        async with accounts.uow() as uow:
+            user = await uow.users.get_by_email(email)
     password = command.password[: users.PASSWORD_MAX_LENGTH * 4]
     matched = await accounts.hasher.verify(None if user is None else user.password_hash, password)
     if user is None or not matched:
-        await count_failure(accounts, lookup, command.client, now)
         raise errors.InvalidCredentials()
+    await give_back_attempt(accounts, lookup, command.client, now)
     if not user.email_verified:
         raise errors.EmailNotVerified()
     new_hash = None
@@ -96,13 +102,17 @@ async def sign_in(command: SignIn, accounts: Accounts) -> SignedIn:
     token = sessions.new_token()
     session = sessions.Session.start(user.id, token, now, policy.session_max_age)
     async with accounts.uow() as uow:
-        if new_hash is not None:
-            # Lost to a concurrent change of password: the old hash stays, and
-            # is upgraded at a later sign-in.
-            await uow.users.replace_password(
-                user.id, current_hash=user.password_hash, new_hash=new_hash
-            )
-        await uow.sessions.add(session)
+        current = user.password_hash
+        # Lost to a concurrent change of password: the old hash stays, and is
+        # upgraded at a later sign-in.
+        if new_hash is not None and await uow.users.replace_password(
+            user.id, current_hash=current, new_hash=new_hash
+        ):
+            current = new_hash
+        # The password may have been reset since it was checked: a session
+        # started with the old one must not outlive the reset.
+        if not await uow.sessions.add(session, password_hash=current):
+            raise errors.InvalidCredentials()
         await uow.commit()
     return SignedIn(access_token=token, expires_at=session.expires_at, user=user)
 

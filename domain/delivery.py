@@ -100,13 +100,13 @@ def _context(courier: Courier, delivery: emails.Delivery) -> dict[str, Any]:
             context["link"] = _link(courier, "verify-email", accounts.VERIFY_EMAIL_PURPOSE, payload)
             context["valid_for_seconds"] = courier.verification_max_age
         case emails.EmailKind.PASSWORD_RESET:
-            payload = {"u": str(delivery.user_id), "f": claims["f"]}
+            payload = {"u": str(delivery.user_id), **claims}
             context["link"] = _link(
                 courier, "reset-password", accounts.PASSWORD_RESET_PURPOSE, payload
             )
             context["valid_for_seconds"] = courier.password_reset_max_age
         case emails.EmailKind.EMAIL_CHANGE_CONFIRM:
-            payload = {"u": str(delivery.user_id), "old": claims["old"], "new": claims["new"]}
+            payload = {"u": str(delivery.user_id), **claims}
             context["link"] = _link(
                 courier, "confirm-email-change", accounts.EMAIL_CHANGE_PURPOSE, payload
             )

@@ -40,7 +40,7 @@ class InvalidToken(DomainError):
 
 
 class ExpiredToken(DomainError):
-    """This link has expired. Ask for a new one with resendVerificationEmail."""
+    """This link has expired. Ask for a new one."""
 
 
 class InvalidCredentials(DomainError):

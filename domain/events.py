@@ -63,6 +63,8 @@ class PasswordResetRequested:
     user_id: uuid.UUID | None
     # Of the password hash the link may replace: see ``users.fingerprint``.
     fingerprint: str | None
+    # The account's address when asked: the link dies if the account moves.
+    email: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,11 @@ class EmailChangeRequested:
     current_email: str
     new_email: str
     new_email_free: bool
+    # The account's state when asked; the link dies with any change to it (a
+    # new address, a new password), so it cannot be replayed after A→B→A or
+    # survive a reset.
+    verification_nonce: int = 0
+    fingerprint: str = ""
 
 
 Event = (

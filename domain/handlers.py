@@ -42,18 +42,27 @@ async def publish(uow: ports.UnitOfWork, happened: Iterable[events.Event], now: 
                 # matches only an unverified one), so this is sent once.
                 await _queue(uow, emails.EmailRequest(emails.EmailKind.WELCOME, event.user_id), now)
             case events.PasswordResetRequested():
+                claims = {"t": _epoch(now)}
+                if event.fingerprint is not None and event.email is not None:
+                    claims |= {"f": event.fingerprint, "e": event.email}
                 request = emails.EmailRequest(
                     emails.EmailKind.PASSWORD_RESET,
                     event.user_id,
                     suppressed=event.user_id is None,
-                    claims={} if event.fingerprint is None else {"f": event.fingerprint},
+                    claims=claims,
                 )
                 await _queue(uow, request, now)
             case events.PasswordChanged():
                 changed = emails.EmailRequest(emails.EmailKind.PASSWORD_CHANGED, event.user_id)
                 await _queue(uow, changed, now)
             case events.EmailChangeRequested():
-                claims = {"old": event.current_email, "new": event.new_email}
+                claims = {
+                    "old": event.current_email,
+                    "new": event.new_email,
+                    "n": str(event.verification_nonce),
+                    "f": event.fingerprint,
+                    "t": _epoch(now),
+                }
                 confirm = emails.EmailRequest(
                     emails.EmailKind.EMAIL_CHANGE_CONFIRM,
                     event.user_id,
@@ -66,6 +75,12 @@ async def publish(uow: ports.UnitOfWork, happened: Iterable[events.Event], now: 
                 )
                 await _queue(uow, confirm, now)
                 await _queue(uow, notice, now)
+
+
+def _epoch(at: datetime) -> str:
+    """When a link was asked for: it expires counting from then, however late
+    its email goes out (a retry, an operator's requeue)."""
+    return str(int(at.timestamp()))
 
 
 async def _queue(uow: ports.UnitOfWork, request: emails.EmailRequest, now: datetime) -> None:

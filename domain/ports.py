@@ -41,15 +41,26 @@ class UserRepository(Protocol):
         (of two concurrent changes, one wins); clears ``password_contested``."""
 
     async def change_email(
-        self, user_id: uuid.UUID, *, current: str, new: str, at: datetime
+        self,
+        user_id: uuid.UUID,
+        *,
+        current: str,
+        new: str,
+        nonce: int,
+        password_hash: str,
+        at: datetime,
     ) -> users.User | None:
-        """Move the account to ``new`` (verified at ``at``; older verification
-        links die) if its address is still ``current``; None otherwise. Raises
-        ``errors.AddressUnavailable`` when another account has ``new``."""
+        """Move the account to ``new`` (verified at ``at``; its nonce bumped, so
+        older links die) if its address, nonce and password hash are still
+        these; None otherwise. An account nobody verified that holds ``new`` is
+        removed (the caller proved it owns the mailbox); raises
+        ``errors.AddressUnavailable`` when a verified account has ``new``."""
 
 
 class SessionRepository(Protocol):
-    async def add(self, session: sessions.Session) -> None: ...
+    async def add(self, session: sessions.Session, *, password_hash: str) -> bool:
+        """Start the session only if the account's password hash is still
+        ``password_hash``; False when it changed (a reset won the race)."""
 
     async def user_of(self, token_digest: str, now: datetime) -> users.User | None:
         """The account of an unexpired session, noting its use; None otherwise."""
@@ -176,9 +187,8 @@ class Cooldowns(Protocol):
         None when that was within ``limit``, else the whole seconds until the
         window ends. Holds across processes."""
 
-    async def used(self, key: str, *, window_seconds: int, now: datetime) -> tuple[int, int]:
-        """How many were counted against ``key`` in the current window, and the
-        whole seconds until it ends; counts nothing."""
+    async def give_back(self, key: str, *, window_seconds: int, now: datetime) -> None:
+        """Uncount one ``take`` of ``key`` in the current window (never below zero)."""
 
     async def prune(self, now: datetime) -> int:
         """Forget cooldowns and windows that are over; returns how many."""

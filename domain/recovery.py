@@ -18,6 +18,7 @@ from domain.accounts import (
     address,
     commit_within_budget,
     limit_emails_to,
+    read_link,
 )
 
 
@@ -45,6 +46,7 @@ async def request_password_reset(command: RequestPasswordReset, accounts: Accoun
         requested = events.PasswordResetRequested(
             None if user is None else user.id,
             None if user is None else users.fingerprint(user.password_hash),
+            None if user is None else user.email,
         )
         await handlers.publish(uow, [requested], now)
         await commit_within_budget(uow, accounts.policy, now)
@@ -62,19 +64,28 @@ async def reset_password(command: ResetPassword, accounts: Accounts) -> users.Us
             [errors.FieldProblem("newPassword", p.message) for p in problems],
             "Choose another password.",
         )
-    payload = accounts.tokens.unsign(
+    max_age = accounts.policy.password_reset_max_age
+    payload = read_link(
+        accounts,
         PASSWORD_RESET_PURPOSE,
         command.token,
-        max_age_seconds=accounts.policy.password_reset_max_age,
+        max_age,
+        renew="Ask for a new one with requestPasswordReset.",
     )
     try:
         user_id = uuid.UUID(str(payload["u"]))
-        issued_for = str(payload["f"])
+        issued_for, sent_to = str(payload["f"]), str(payload["e"])
     except (KeyError, ValueError):
         raise errors.InvalidToken() from None
     async with accounts.uow() as uow:
         user = await uow.users.get(user_id)
-    if user is None or users.fingerprint(user.password_hash) != issued_for:
+    # The link dies with the password it was issued against, and if the
+    # account moved away from the mailbox it was sent to.
+    if (
+        user is None
+        or users.fingerprint(user.password_hash) != issued_for
+        or user.email.lower() != sent_to.lower()
+    ):
         raise errors.InvalidToken()
     new_hash = await accounts.hasher.hash(command.new_password)
     now = accounts.clock.now()

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -121,12 +122,29 @@ class SqlUserRepository:
         return (await self.session.execute(statement)).first() is not None
 
     async def change_email(
-        self, user_id: uuid.UUID, *, current: str, new: str, at: datetime
+        self,
+        user_id: uuid.UUID,
+        *,
+        current: str,
+        new: str,
+        nonce: int,
+        password_hash: str,
+        at: datetime,
     ) -> users.User | None:
         t = db.users
+        squatter = sa.delete(t).where(
+            sa.func.lower(t.c.email) == sa.func.lower(new),
+            t.c.email_verified_at.is_(None),
+            t.c.id != user_id,
+        )
         statement = (
             sa.update(t)
-            .where(t.c.id == user_id, sa.func.lower(t.c.email) == sa.func.lower(current))
+            .where(
+                t.c.id == user_id,
+                sa.func.lower(t.c.email) == sa.func.lower(current),
+                t.c.verification_nonce == nonce,
+                t.c.password_hash == password_hash,
+            )
             .values(
                 email=new,
                 email_verified_at=at,
@@ -137,6 +155,7 @@ class SqlUserRepository:
         try:
             # A savepoint: the unique index's refusal must not end the transaction.
             async with self.session.begin_nested():
+                await self.session.execute(squatter)
                 row = (await self.session.execute(statement)).first()
         except IntegrityError:
             raise errors.AddressUnavailable() from None
@@ -147,17 +166,32 @@ class SqlSessionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, session: sessions.Session) -> None:
-        await self.session.execute(
-            sa.insert(db.sessions).values(
-                id=session.id,
-                user_id=session.user_id,
-                token_digest=session.token_digest,
-                created_at=session.created_at,
-                expires_at=session.expires_at,
-                last_used_at=session.created_at,
+    async def add(self, session: sessions.Session, *, password_hash: str) -> bool:
+        u = db.users
+        # FOR SHARE: a reset that changes the hash waits for this insert to
+        # commit (and then deletes the session with the others), or this
+        # insert waits for the reset and then finds the hash changed.
+        account = (
+            sa.select(
+                sa.literal(session.id, pg.UUID(as_uuid=True)),
+                u.c.id,
+                sa.literal(session.token_digest),
+                sa.literal(session.created_at, sa.DateTime(timezone=True)),
+                sa.literal(session.expires_at, sa.DateTime(timezone=True)),
+                sa.literal(session.created_at, sa.DateTime(timezone=True)),
             )
+            .where(u.c.id == session.user_id, u.c.password_hash == password_hash)
+            .with_for_update(read=True)
         )
+        statement = (
+            sa.insert(db.sessions)
+            .from_select(
+                ["id", "user_id", "token_digest", "created_at", "expires_at", "last_used_at"],
+                account,
+            )
+            .returning(db.sessions.c.id)
+        )
+        return (await self.session.execute(statement)).first() is not None
 
     async def user_of(self, token_digest: str, now: datetime) -> users.User | None:
         s = db.sessions
@@ -314,7 +348,14 @@ class SqlDeliveryRepository:
                 t.c.user_id == user_id,
                 t.c.kind == emails.EmailKind.VERIFY_EMAIL.value,
                 t.c.verification_nonce == nonce,
-                t.c.status.in_([emails.DeliveryStatus.QUEUED, emails.DeliveryStatus.SENDING]),
+                # Failed too: its last attempt timed out, but the email arrived.
+                t.c.status.in_(
+                    [
+                        emails.DeliveryStatus.QUEUED,
+                        emails.DeliveryStatus.SENDING,
+                        emails.DeliveryStatus.FAILED,
+                    ]
+                ),
             )
             .values(status=emails.DeliveryStatus.SENT, sent_at=at, updated_at=at)
             .returning(t.c.registration_id)
@@ -502,13 +543,17 @@ class SqlCooldowns:
         ends = start + timedelta(seconds=window_seconds)
         return max(1, math.ceil((ends - now).total_seconds()))
 
-    async def used(self, key: str, *, window_seconds: int, now: datetime) -> tuple[int, int]:
+    async def give_back(self, key: str, *, window_seconds: int, now: datetime) -> None:
         t = db.email_windows
-        start = _window_start(now, window_seconds)
-        statement = sa.select(t.c.count).where(t.c.key == _hashed(key), t.c.window_start == start)
-        count = (await self.session.execute(statement)).scalar_one_or_none() or 0
-        ends = start + timedelta(seconds=window_seconds)
-        return count, max(1, math.ceil((ends - now).total_seconds()))
+        await self.session.execute(
+            sa.update(t)
+            .where(
+                t.c.key == _hashed(key),
+                t.c.window_start == _window_start(now, window_seconds),
+                t.c.count > 0,
+            )
+            .values(count=t.c.count - 1)
+        )
 
     async def prune(self, now: datetime) -> int:
         cooldowns, windows = db.email_cooldowns, db.email_windows

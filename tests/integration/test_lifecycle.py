@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 
 import psycopg
 
@@ -11,6 +13,7 @@ from domain import (
     address_change,
     authentication,
     errors,
+    ports,
     recovery,
     users,
 )
@@ -31,9 +34,9 @@ def reset_token(container: bootstrap.Container, database_url: str, email: str) -
         user_id, password_hash = conn.execute(
             "SELECT id, password_hash FROM users WHERE email = %s", (email,)
         ).fetchone()  # type: ignore[misc]
+    claims = {"u": str(user_id), "f": users.fingerprint(password_hash), "e": email}
     return container.courier.tokens.sign(
-        accounts.PASSWORD_RESET_PURPOSE,
-        {"u": str(user_id), "f": users.fingerprint(password_hash)},
+        accounts.PASSWORD_RESET_PURPOSE, {**claims, "t": str(int(time.time()))}
     )
 
 
@@ -78,20 +81,43 @@ async def test_one_reset_link_used_concurrently_changes_the_password_once_and_en
     assert signed_in.user.email == "ann@example.com"
 
 
+class CountingHasher:
+    """The real hasher, counting the password checks that actually ran."""
+
+    def __init__(self, hasher: ports.PasswordHasher) -> None:
+        self.hasher = hasher
+        self.checks = 0
+
+    async def hash(self, password: str) -> str:
+        return await self.hasher.hash(password)
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        self.checks += 1
+        return await self.hasher.verify(password_hash, password)
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self.hasher.needs_rehash(password_hash)
+
+
 async def test_concurrent_failed_sign_ins_never_exceed_the_limit(
     container: bootstrap.Container, database_url: str
 ) -> None:
     await verified(container, database_url, "ann@example.com")
     limit = container.accounts.policy.sign_in_failures_per_account
+    counting = CountingHasher(container.accounts.hasher)
+    service = dataclasses.replace(container.accounts, hasher=counting)
     attempts = [
         authentication.sign_in(
             authentication.SignIn("ann@example.com", "wrong guess", client=f"10.0.0.{n}"),
-            container.accounts,
+            service,
         )
         for n in range(limit * 3)
     ]
     outcomes = await asyncio.gather(*attempts, return_exceptions=True)
     assert all(isinstance(o, errors.InvalidCredentials | errors.RateLimited) for o in outcomes)
+    # A burst gets no more guesses than the limit: each is counted before it runs.
+    assert counting.checks == limit
+    assert sum(isinstance(o, errors.InvalidCredentials) for o in outcomes) == limit
     with psycopg.connect(database_url) as conn:
         # The address's counter stops at the limit (one row per client besides).
         assert conn.execute("SELECT max(count) FROM email_windows").fetchone() == (limit,)
@@ -112,12 +138,21 @@ async def test_a_change_of_address_loses_to_a_registration_of_that_address(
 ) -> None:
     await verified(container, database_url, "ann@example.com")
     with psycopg.connect(database_url) as conn:
-        [(user_id,)] = conn.execute("SELECT id FROM users").fetchall()
+        [(user_id, nonce, password_hash)] = conn.execute(
+            "SELECT id, verification_nonce, password_hash FROM users"
+        ).fetchall()
+    claims = {"u": str(user_id), "old": "ann@example.com", "new": "Taken@example.com"}
     token = container.courier.tokens.sign(
         accounts.EMAIL_CHANGE_PURPOSE,
-        {"u": str(user_id), "old": "ann@example.com", "new": "Taken@example.com"},
+        {
+            **claims,
+            "n": str(nonce),
+            "f": users.fingerprint(password_hash),
+            "t": str(int(time.time())),
+        },
     )
-    await accounts.register(accounts.Register("taken@example.com", PASSWORD), container.accounts)
+    # Registered and verified meanwhile (an unverified holder would give way).
+    await verified(container, database_url, "taken@example.com")
     try:
         await address_change.confirm_email_change(
             address_change.ConfirmEmailChange(token), container.accounts
@@ -146,3 +181,27 @@ async def test_a_concurrent_verification_sends_one_welcome(
         assert conn.execute(
             "SELECT count(*) FROM email_deliveries WHERE kind = 'welcome'"
         ).fetchone() == (1,)
+
+
+async def test_a_sign_in_racing_a_reset_leaves_no_session_behind(
+    container: bootstrap.Container, database_url: str
+) -> None:
+    await verified(container, database_url, "ann@example.com")
+    passwords = [PASSWORD, "second password"]
+    for n in range(6):  # the interleaving is the database's to decide, each time
+        old, new = passwords[n % 2], passwords[(n + 1) % 2]
+        token = reset_token(container, database_url, "ann@example.com")
+        outcomes = await asyncio.gather(
+            *(
+                authentication.sign_in(
+                    authentication.SignIn("ann@example.com", old), container.accounts
+                )
+                for _ in range(4)
+            ),
+            recovery.reset_password(recovery.ResetPassword(token, new), container.accounts),
+            return_exceptions=True,
+        )
+        assert not isinstance(outcomes[-1], BaseException), outcomes[-1]
+        # Every session the old password started is gone, whenever it started.
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (0,), outcomes

@@ -95,12 +95,28 @@ class FakeUsers:
         return True
 
     async def change_email(
-        self, user_id: uuid.UUID, *, current: str, new: str, at: datetime
+        self,
+        user_id: uuid.UUID,
+        *,
+        current: str,
+        new: str,
+        nonce: int,
+        password_hash: str,
+        at: datetime,
     ) -> users.User | None:
+        others = [u for u in self.store.users.values() if u.id != user_id]
+        for other in others:
+            if other.email.lower() == new.lower() and not other.email_verified:
+                del self.store.users[other.id]
         user = self.store.users.get(user_id)
-        if user is None or user.email.lower() != current.lower():
+        if (
+            user is None
+            or user.email.lower() != current.lower()
+            or user.verification_nonce != nonce
+            or user.password_hash != password_hash
+        ):
             return None
-        if any(u.email.lower() == new.lower() for u in self.store.users.values()):
+        if any(u.email.lower() == new.lower() for u in self.store.users.values() if u != user):
             raise errors.AddressUnavailable()
         self.store.users[user_id] = dataclasses.replace(
             user,
@@ -115,8 +131,12 @@ class FakeSessions:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def add(self, session: sessions.Session) -> None:
+    async def add(self, session: sessions.Session, *, password_hash: str) -> bool:
+        user = self.store.users.get(session.user_id)
+        if user is None or user.password_hash != password_hash:
+            return False
         self.store.sessions[session.token_digest] = session
+        return True
 
     async def user_of(self, token_digest: str, now: datetime) -> users.User | None:
         session = self.store.sessions.get(token_digest)
@@ -202,7 +222,12 @@ class FakeDeliveries:
                 row["user_id"] == user_id
                 and row["kind"] is emails.EmailKind.VERIFY_EMAIL
                 and row["verification_nonce"] == nonce
-                and row["status"] in {emails.DeliveryStatus.QUEUED, emails.DeliveryStatus.SENDING}
+                and row["status"]
+                in {
+                    emails.DeliveryStatus.QUEUED,
+                    emails.DeliveryStatus.SENDING,
+                    emails.DeliveryStatus.FAILED,
+                }
             ):
                 row["status"] = emails.DeliveryStatus.SENT
                 if row["registration_id"] is not None:
@@ -352,12 +377,11 @@ class FakeCooldowns:
         self.pending_windows[window] = used + 1
         return None
 
-    async def used(self, key: str, *, window_seconds: int, now: datetime) -> tuple[int, int]:
+    async def give_back(self, key: str, *, window_seconds: int, now: datetime) -> None:
         epoch = now.timestamp()
-        start = epoch - epoch % window_seconds
-        window = (key, start)
+        window = (key, epoch - epoch % window_seconds)
         count = self.pending_windows.get(window, self.store.windows.get(window, 0))
-        return count, max(1, int(start + window_seconds - epoch + 0.999))
+        self.pending_windows[window] = max(0, count - 1)
 
     async def prune(self, now: datetime) -> int:
         over = [key for key, until in self.store.cooldowns.items() if until <= now]

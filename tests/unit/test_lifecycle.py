@@ -271,7 +271,7 @@ async def test_the_new_address_must_still_be_free_when_confirmed(w: World) -> No
     [confirm] = [
         m for m in await send_all(w) if m.content.subject.startswith("email_change_confirm")
     ]
-    await accounts.register(accounts.Register("bob@example.com", PASSWORD), w.accounts)
+    await verified_account(w, "bob@example.com")
     with pytest.raises(errors.AddressUnavailable):
         await address_change.confirm_email_change(
             address_change.ConfirmEmailChange(token_of(confirm)), w.accounts
@@ -325,3 +325,132 @@ async def test_the_account_locale_chooses_the_language_of_its_emails(w: World) -
             accounts.Register("bob@example.com", PASSWORD, "../../etc"), w.accounts
         )
     assert [p.field for p in caught.value.fields] == ["locale"]
+
+
+async def request_change(w: World, session: str, new: str) -> str:
+    """Ask to move the signed-in account to ``new``; the confirmation link's token."""
+    await address_change.request_email_change(
+        address_change.RequestEmailChange(session, new, PASSWORD), w.accounts
+    )
+    w.clock.advance(61)
+    [confirm] = [
+        m for m in await send_all(w) if m.content.subject.startswith("email_change_confirm")
+    ]
+    return token_of(confirm)
+
+
+async def test_a_change_link_cannot_be_replayed_after_moving_back(w: World) -> None:
+    await verified_account(w)
+    await send_all(w)
+    session = await sign_in(w)
+    to_b = await request_change(w, session, "b@example.com")
+    await address_change.confirm_email_change(address_change.ConfirmEmailChange(to_b), w.accounts)
+    back = await request_change(w, session, "ann@example.com")
+    await address_change.confirm_email_change(address_change.ConfirmEmailChange(back), w.accounts)
+    # The address is "ann@" again, as when the first link was made: still dead.
+    with pytest.raises(errors.InvalidToken):
+        await address_change.confirm_email_change(
+            address_change.ConfirmEmailChange(to_b), w.accounts
+        )
+
+
+async def test_a_reset_kills_a_pending_change_and_a_change_kills_a_pending_reset(
+    w: World,
+) -> None:
+    await verified_account(w)
+    await send_all(w)
+    session = await sign_in(w)
+    change = await request_change(w, session, "new@example.com")
+    await recovery.request_password_reset(
+        recovery.RequestPasswordReset("ann@example.com"), w.accounts
+    )
+    [reset] = [m for m in await send_all(w) if m.content.subject.startswith("password_reset")]
+    await recovery.reset_password(
+        recovery.ResetPassword(token_of(reset), "new battery"), w.accounts
+    )
+    with pytest.raises(errors.InvalidToken):
+        await address_change.confirm_email_change(
+            address_change.ConfirmEmailChange(change), w.accounts
+        )
+    # And the other way: a reset link mailed to the old address dies with the move.
+    w.clock.advance(61)
+    await recovery.request_password_reset(
+        recovery.RequestPasswordReset("ann@example.com"), w.accounts
+    )
+    [stale] = [m for m in await send_all(w) if m.content.subject.startswith("password_reset")]
+    session = await sign_in(w, password="new battery")
+    await address_change.request_email_change(
+        address_change.RequestEmailChange(session, "moved@example.com", "new battery"),
+        w.accounts,
+    )
+    [confirm] = [
+        m for m in await send_all(w) if m.content.subject.startswith("email_change_confirm")
+    ]
+    await address_change.confirm_email_change(
+        address_change.ConfirmEmailChange(token_of(confirm)), w.accounts
+    )
+    with pytest.raises(errors.InvalidToken):
+        await recovery.reset_password(
+            recovery.ResetPassword(token_of(stale), "taken over"), w.accounts
+        )
+
+
+async def test_a_link_expires_counting_from_the_request_not_the_send(w: World) -> None:
+    await verified_account(w)
+    await send_all(w)
+    await recovery.request_password_reset(
+        recovery.RequestPasswordReset("ann@example.com"), w.accounts
+    )
+    # The email goes out late (a long outage, an operator's retry).
+    w.clock.advance(accounts.Policy().password_reset_max_age + 1)
+    [late] = [m for m in await send_all(w) if m.content.subject.startswith("password_reset")]
+    with pytest.raises(errors.ExpiredToken):
+        await recovery.reset_password(
+            recovery.ResetPassword(token_of(late), "new one!"), w.accounts
+        )
+
+
+async def test_an_address_held_by_an_unverified_account_can_still_be_moved_to(w: World) -> None:
+    await accounts.register(accounts.Register("squat@example.com", "squatter pw"), w.accounts)
+    await send_all(w)
+    w.clock.advance(61)
+    user = await verified_account(w)
+    await send_all(w)
+    session = await sign_in(w)
+    link = await request_change(w, session, "squat@example.com")
+    moved = await address_change.confirm_email_change(
+        address_change.ConfirmEmailChange(link), w.accounts
+    )
+    assert moved.id == user.id and moved.email == "squat@example.com"
+    assert [u.email for u in w.store.users.values()] == ["squat@example.com"]
+
+
+async def test_a_link_asked_for_with_resend_also_makes_the_owner_choose_a_password(
+    w: World,
+) -> None:
+    await accounts.register(accounts.Register("ann@example.com", "attacker pass"), w.accounts)
+    await send_all(w)
+    w.clock.advance(61)
+    await accounts.resend_verification_email(
+        accounts.ResendVerificationEmail("ann@example.com"), w.accounts
+    )
+    [link] = await send_all(w)
+    verified = await accounts.verify_email(accounts.VerifyEmail(token_of(link)), w.accounts)
+    assert verified.must_choose_password
+    with pytest.raises(errors.InvalidCredentials):
+        await sign_in(w, password="attacker pass")
+
+
+async def test_an_expired_link_says_how_to_get_a_new_one(w: World) -> None:
+    await verified_account(w)
+    await send_all(w)
+    await recovery.request_password_reset(
+        recovery.RequestPasswordReset("ann@example.com"), w.accounts
+    )
+    [reset] = await send_all(w)
+    w.clock.advance(accounts.Policy().password_reset_max_age + 1)
+    with pytest.raises(errors.ExpiredToken) as caught:
+        await recovery.reset_password(
+            recovery.ResetPassword(token_of(reset), "new one!"), w.accounts
+        )
+    assert "requestPasswordReset" in caught.value.message
