@@ -183,7 +183,12 @@ async def register(command: Register, accounts: Accounts) -> RegistrationStarted
     if email is None or problems:
         raise errors.InvalidInput(problems, "Check the highlighted fields.")
 
-    password_hash = await accounts.hasher.hash(command.password)
+    async with accounts.uow() as uow:
+        known = await uow.users.get_by_email(email)
+    # One hash either way; for a verified address, with its account's salt
+    # (see ``User.registration_attempt_hash``).
+    like = known.password_hash if known is not None and known.email_verified else None
+    password_hash = await accounts.hasher.hash(command.password, like=like)
     registration_id = uuid.uuid4()
     now = accounts.clock.now()
     cooldown = accounts.policy.email_cooldown_seconds
@@ -204,7 +209,9 @@ async def register(command: Register, accounts: Accounts) -> RegistrationStarted
         else:
             existing = await uow.users.get_by_email(email)
             suppressed = wait is not None or over_cap is not None
-            happened.append(await _repeat(uow, existing, registration_id, suppressed=suppressed))
+            happened.append(
+                await _repeat(uow, existing, registration_id, password_hash, suppressed=suppressed)
+            )
         await handlers.publish(uow, happened, now)
         await commit_within_budget(uow, policy, now)
     return _started(accounts, registration_id)
@@ -214,18 +221,19 @@ async def _repeat(
     uow: ports.UnitOfWork,
     user: users.User | None,
     registration_id: uuid.UUID,
+    password_hash: str,
     *,
     suppressed: bool,
 ) -> events.Event:
     if user is None:  # deleted since the insert found its address taken
         return events.VerificationEmailRequested(None, registration_id, False, None, True)
     nonce = user.verification_nonce
-    if not user.email_verified:
-        # Whoever registered first chose the password, and it may not be the
-        # owner of the address: whoever verifies it must choose one anew.
-        await uow.users.contest_password(user.id)
-        if not suppressed:
-            nonce = await uow.users.bump_verification_nonce(user.id)
+    # An unverified account takes this registration's password, contested:
+    # whoever registered first may not own the address, so whoever verifies
+    # it must choose a password anew. A verified one keeps it aside.
+    await uow.users.remember_registration(user.id, password_hash)
+    if not user.email_verified and not suppressed:
+        nonce = await uow.users.bump_verification_nonce(user.id)
     return events.RegistrationRepeated(
         user.id, registration_id, user.email_verified, nonce, suppressed
     )

@@ -90,11 +90,17 @@ async def sign_in(command: SignIn, accounts: Accounts) -> SignedIn:
         async with accounts.uow() as uow:
             user = await uow.users.get_by_email(email)
     password = command.password[: users.PASSWORD_MAX_LENGTH * 4]
-    matched = await accounts.hasher.verify(None if user is None else user.password_hash, password)
-    if user is None or not matched:
+    attempt = user.registration_attempt_hash if user is not None and user.email_verified else None
+    matched = await accounts.hasher.check(
+        None if user is None else user.password_hash, password, also=attempt
+    )
+    if user is None or matched is None:
         raise errors.InvalidCredentials()
     await give_back_attempt(accounts, lookup, command.client, now)
-    if not user.email_verified:
+    # The password of a registration that made no account (the address was
+    # verified already) answers as that of a new, unverified account would:
+    # registering then signing in cannot tell whether an address was known.
+    if matched == "also" or not user.email_verified:
         raise errors.EmailNotVerified()
     new_hash = None
     if accounts.hasher.needs_rehash(user.password_hash):

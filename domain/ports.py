@@ -31,6 +31,11 @@ class UserRepository(Protocol):
 
     async def get(self, user_id: uuid.UUID) -> users.User | None: ...
 
+    async def remember_registration(self, user_id: uuid.UUID, password_hash: str) -> None:
+        """A repeated registration of the account's address, with its
+        password's hash: an unverified account takes it as its password,
+        contested; a verified one keeps it as ``registration_attempt_hash``."""
+
     async def contest_password(self, user_id: uuid.UUID) -> None:
         """Mark the password as possibly chosen by someone else (``User.password_contested``)."""
 
@@ -224,8 +229,17 @@ UnitOfWorkFactory = Callable[[], AbstractAsyncContextManager[UnitOfWork]]
 
 
 class PasswordHasher(Protocol):
-    async def hash(self, password: str) -> str:
-        """Hash off the event loop; ``errors.RateLimited`` when too many wait already."""
+    async def hash(self, password: str, *, like: str | None = None) -> str:
+        """Hash off the event loop; ``errors.RateLimited`` when too many wait
+        already. With ``like``, use its salt and parameters, so that ``check``
+        can compare against both in one computation."""
+
+    async def check(
+        self, password_hash: str | None, password: str, *, also: str | None = None
+    ) -> str | None:
+        """Which of ``password_hash`` ("stored") or ``also`` ("also", made with
+        ``hash(like=password_hash)``) the password matches, if either, in one
+        computation; with None, the same work against a dummy, and None."""
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
         """Whether ``password`` matches, checked off the event loop. With None

@@ -35,6 +35,11 @@ class User:
     # password may be theirs: verifying the address then asks the owner to
     # choose a password through a reset link instead of trusting it.
     password_contested: bool = False
+    # The password of the latest registration of this address after it was
+    # verified, hashed with the account's own salt: signIn with it answers
+    # EmailNotVerified, as it would for the new account such a registration
+    # makes of an unknown address, so signing in cannot tell the two apart.
+    registration_attempt_hash: str | None = None
 
     @property
     def email_verified(self) -> bool:

@@ -19,6 +19,7 @@ users = sa.Table(
     sa.Column("verification_nonce", sa.Integer, nullable=False, server_default="1"),
     sa.Column("locale", sa.Text, nullable=False, server_default="en"),
     sa.Column("password_contested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("registration_attempt_hash", sa.Text),
     sa.Index("users_email_lower_key", sa.func.lower(sa.text("email")), unique=True),
 )
 

@@ -3,19 +3,40 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hmac
 import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from argon2 import PasswordHasher
+from argon2 import Parameters, PasswordHasher, extract_parameters, low_level
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from domain import errors
 
 T = TypeVar("T")
+
+
+def _salt(encoded: str) -> bytes:
+    salt = encoded.split("$")[4]
+    return base64.b64decode(salt + "=" * (-len(salt) % 4))
+
+
+def _hash_with(password: str, p: Parameters, salt: bytes) -> str:
+    """The encoded argon2 hash of ``password`` with this salt and these parameters."""
+    return low_level.hash_secret(
+        password.encode(),
+        salt,
+        time_cost=p.time_cost,
+        memory_cost=p.memory_cost,
+        parallelism=p.parallelism,
+        hash_len=p.hash_len,
+        type=p.type,
+        version=p.version,
+    ).decode()
 
 
 def _yield_to_the_loop() -> None:
@@ -58,8 +79,32 @@ class Argon2Hasher:
         finally:
             self._in_hand -= 1
 
-    async def hash(self, password: str) -> str:
+    async def hash(self, password: str, *, like: str | None = None) -> str:
+        if like is not None:
+            with contextlib.suppress(InvalidHashError, ValueError, IndexError):
+                parameters, salt = extract_parameters(like), _salt(like)
+                return await self._run(lambda: _hash_with(password, parameters, salt))
         return await self._run(lambda: self._hasher.hash(password))
+
+    async def check(
+        self, password_hash: str | None, password: str, *, also: str | None = None
+    ) -> str | None:
+        if password_hash is None:
+            await self.verify(None, password)
+            return None
+        try:
+            parameters, salt = extract_parameters(password_hash), _salt(password_hash)
+        except (InvalidHashError, ValueError, IndexError):
+            await self._run(lambda: self._hasher.hash(password))  # the same time
+            return None
+        # One computation answers for both: ``also`` shares the salt and
+        # parameters (see ``hash(like=...)``).
+        computed = await self._run(lambda: _hash_with(password, parameters, salt))
+        if hmac.compare_digest(computed, password_hash):
+            return "stored"
+        if also is not None and hmac.compare_digest(computed, also):
+            return "also"
+        return None
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
         if password_hash is None:

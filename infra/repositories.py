@@ -26,6 +26,7 @@ _USER_COLUMNS = (
     db.users.c.verification_nonce,
     db.users.c.locale,
     db.users.c.password_contested,
+    db.users.c.registration_attempt_hash,
 )
 
 
@@ -39,6 +40,7 @@ def _user(row: Any) -> users.User:
         verification_nonce=row.verification_nonce,
         locale=row.locale,
         password_contested=row.password_contested,
+        registration_attempt_hash=row.registration_attempt_hash,
     )
 
 
@@ -104,6 +106,21 @@ class SqlUserRepository:
         statement = sa.select(*_USER_COLUMNS).where(db.users.c.id == user_id)
         row = (await self.session.execute(statement)).first()
         return None if row is None else _user(row)
+
+    async def remember_registration(self, user_id: uuid.UUID, password_hash: str) -> None:
+        t = db.users
+        unverified = t.c.email_verified_at.is_(None)
+        await self.session.execute(
+            sa.update(t)
+            .where(t.c.id == user_id)
+            .values(
+                password_hash=sa.case((unverified, password_hash), else_=t.c.password_hash),
+                password_contested=sa.case((unverified, True), else_=t.c.password_contested),
+                registration_attempt_hash=sa.case(
+                    (unverified, t.c.registration_attempt_hash), else_=password_hash
+                ),
+            )
+        )
 
     async def contest_password(self, user_id: uuid.UUID) -> None:
         await self.session.execute(

@@ -88,8 +88,14 @@ class CountingHasher:
         self.hasher = hasher
         self.checks = 0
 
-    async def hash(self, password: str) -> str:
-        return await self.hasher.hash(password)
+    async def hash(self, password: str, *, like: str | None = None) -> str:
+        return await self.hasher.hash(password, like=like)
+
+    async def check(
+        self, password_hash: str | None, password: str, *, also: str | None = None
+    ) -> str | None:
+        self.checks += 1
+        return await self.hasher.check(password_hash, password, also=also)
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
         self.checks += 1
@@ -205,3 +211,27 @@ async def test_a_sign_in_racing_a_reset_leaves_no_session_behind(
         # Every session the old password started is gone, whenever it started.
         with psycopg.connect(database_url) as conn:
             assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (0,), outcomes
+
+
+async def test_registering_a_verified_address_then_signing_in_answers_as_for_a_new_one(
+    container: bootstrap.Container, database_url: str
+) -> None:
+    await verified(container, database_url, "known@example.com")
+    answers = {}
+    for address in ("known@example.com", "fresh@example.com"):
+        await accounts.register(accounts.Register(address, "probe password"), container.accounts)
+        try:
+            await authentication.sign_in(
+                authentication.SignIn(address, "probe password"), container.accounts
+            )
+        except (errors.EmailNotVerified, errors.InvalidCredentials) as answer:
+            answers[address] = type(answer).__name__
+    assert answers == {
+        "known@example.com": "EmailNotVerified",
+        "fresh@example.com": "EmailNotVerified",
+    }
+    # The owner's own password still works.
+    owner = await authentication.sign_in(
+        authentication.SignIn("known@example.com", PASSWORD), container.accounts
+    )
+    assert owner.user.email == "known@example.com"

@@ -79,6 +79,16 @@ class FakeUsers:
     async def get(self, user_id: uuid.UUID) -> users.User | None:
         return self.store.users.get(user_id)
 
+    async def remember_registration(self, user_id: uuid.UUID, password_hash: str) -> None:
+        user = self.store.users[user_id]
+        if user.email_verified:
+            changed = dataclasses.replace(user, registration_attempt_hash=password_hash)
+        else:
+            changed = dataclasses.replace(
+                user, password_hash=password_hash, password_contested=True
+            )
+        self.store.users[user_id] = changed
+
     async def contest_password(self, user_id: uuid.UUID) -> None:
         user = self.store.users[user_id]
         self.store.users[user_id] = dataclasses.replace(user, password_contested=True)
@@ -464,9 +474,20 @@ class FakeHasher:
         self.hashed: list[str] = []
         self.verified: list[str] = []
 
-    async def hash(self, password: str) -> str:
+    async def hash(self, password: str, *, like: str | None = None) -> str:
         self.hashed.append(password)
         return f"hashed:{password[::-1]}"
+
+    async def check(
+        self, password_hash: str | None, password: str, *, also: str | None = None
+    ) -> str | None:
+        self.verified.append(password)  # one computation, whatever matches
+        computed = f"hashed:{password[::-1]}"
+        if password_hash is not None and computed == password_hash:
+            return "stored"
+        if password_hash is not None and also is not None and computed == also:
+            return "also"
+        return None
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
         self.verified.append(password)  # the work is done for unknown accounts too

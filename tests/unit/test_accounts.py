@@ -81,8 +81,9 @@ async def test_registering_a_known_unverified_address_answers_alike_and_sends_a_
     w.clock.advance(61)
     second = await register(w, "ANN@example.com", "other password")
     [user] = w.store.users.values()
-    # Nothing about the account changed but its links; the answer has the same shape.
-    assert user.password_hash == "hashed:drowssap tsrif"
+    # The unverified account takes the latest password, contested (nobody has
+    # shown they own the address yet); the answer has the same shape.
+    assert user.password_hash == "hashed:drowssap rehto" and user.password_contested
     assert type(first) is type(second) and first.registration_id != second.registration_id
     # The same hashing work was done, so the answer takes about as long.
     assert w.hasher.hashed == ["first password", "other password"]

@@ -137,13 +137,13 @@ async def test_failed_sign_ins_are_limited_per_client_across_addresses(w: World)
 async def test_an_outdated_hash_is_upgraded_at_sign_in(w: World) -> None:
     user = await verified_account(w)
     w.store.users[user.id] = dataclasses.replace(user, password_hash="old:" + user.password_hash)
-    w.hasher.verify = lambda h, p: _true()  # type: ignore[method-assign,assignment]
+    w.hasher.check = lambda h, p, also=None: _stored()  # type: ignore[method-assign,assignment]
     await sign_in(w)
     assert w.store.users[user.id].password_hash == "hashed:esroh tcerroc"
 
 
-async def _true() -> bool:
-    return True
+async def _stored() -> str:
+    return "stored"
 
 
 async def test_a_reset_link_changes_the_password_once_and_ends_every_session(w: World) -> None:
@@ -454,3 +454,29 @@ async def test_an_expired_link_says_how_to_get_a_new_one(w: World) -> None:
             recovery.ResetPassword(token_of(reset), "new one!"), w.accounts
         )
     assert "requestPasswordReset" in caught.value.message
+
+
+@pytest.mark.parametrize("already", ["nobody", "unverified", "verified"])
+async def test_registering_then_signing_in_cannot_tell_whether_the_address_was_known(
+    already: str,
+) -> None:
+    w = world()
+    if already == "unverified":
+        await accounts.register(accounts.Register("x@example.com", "owner secret"), w.accounts)
+    elif already == "verified":
+        await verified_account(w, "x@example.com")
+    w.clock.advance(61)
+    answers = []
+    for password in ("probe one", "probe two"):
+        await accounts.register(accounts.Register("x@example.com", password), w.accounts)
+        w.clock.advance(61)
+    for password in ("probe one", "probe two", "never used"):
+        try:
+            await sign_in(w, "x@example.com", password)
+        except (errors.EmailNotVerified, errors.InvalidCredentials) as answer:
+            answers.append(type(answer).__name__)
+    # The same for an unknown, an unverified and a verified address.
+    assert answers == ["InvalidCredentials", "EmailNotVerified", "InvalidCredentials"]
+    # And the owner of a verified account still signs in with their own password.
+    if already == "verified":
+        assert await sign_in(w, "x@example.com", PASSWORD)

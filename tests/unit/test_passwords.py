@@ -43,3 +43,21 @@ async def test_past_the_waiting_limit_a_hash_is_refused_not_queued() -> None:
     refused = [o for o in outcomes if isinstance(o, errors.RateLimited)]
     assert len(refused) == 3 and all(o.retry_after_seconds == 1 for o in refused)
     assert sum(isinstance(o, str) for o in outcomes) == 2
+
+
+async def test_one_computation_checks_a_password_against_a_hash_and_one_made_like_it() -> None:
+    hasher = Argon2Hasher(time_cost=1, memory_kib=1024, threads=1)
+    try:
+        stored = await hasher.hash("owner secret")
+        attempt = await hasher.hash("probe", like=stored)
+        assert attempt != stored and attempt.split("$")[4] == stored.split("$")[4]  # same salt
+        assert await hasher.check(stored, "owner secret", also=attempt) == "stored"
+        assert await hasher.check(stored, "probe", also=attempt) == "also"
+        assert await hasher.check(stored, "probe") is None
+        assert await hasher.check(stored, "neither", also=attempt) is None
+        assert await hasher.check(None, "owner secret") is None
+        assert await hasher.check("!unusable:x", "owner secret") is None
+        # A hash "like" something that is no argon2 hash gets a salt of its own.
+        assert await hasher.verify(await hasher.hash("pw", like="!unusable:x"), "pw")
+    finally:
+        hasher.close()
