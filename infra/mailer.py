@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.charset
+import email.header
 import email.message
+import email.mime.multipart
+import email.mime.nonmultipart
+import email.policy
 import email.utils
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -52,6 +57,8 @@ def classify(exc: Exception) -> errors.DeliveryFailure:
 
 
 def build_message(mail_from: str, outgoing: emails.OutgoingEmail) -> email.message.EmailMessage:
+    """The message with the ``email`` package's modern API: used for
+    internationalised addresses, which need its SMTPUTF8 handling."""
     message = email.message.EmailMessage()
     message["From"] = mail_from
     message["To"] = outgoing.recipient
@@ -62,6 +69,30 @@ def build_message(mail_from: str, outgoing: emails.OutgoingEmail) -> email.messa
     message.set_content(outgoing.content.text)
     message.add_alternative(outgoing.content.html, subtype="html")
     return message
+
+
+_UTF8_QP = email.charset.Charset("utf-8")
+_UTF8_QP.body_encoding = email.charset.QP
+_WIRE = email.policy.compat32.clone(linesep="\r\n")
+
+
+def message_bytes(mail_from: str, outgoing: emails.OutgoingEmail) -> bytes:
+    """The same message for ASCII addresses, built with the older API, which
+    writes it about three times faster (headers are not parsed back; the
+    subject and display name are encoded words, the bodies quoted-printable)."""
+    name, address = email.utils.parseaddr(mail_from)
+    message = email.mime.multipart.MIMEMultipart("alternative")
+    message["From"] = email.utils.formataddr((name, address), charset="utf-8")
+    message["To"] = outgoing.recipient
+    message["Subject"] = email.header.Header(outgoing.content.subject, "utf-8").encode()
+    message["Date"] = email.utils.formatdate(localtime=False)
+    message["Message-ID"] = outgoing.message_id
+    message["Auto-Submitted"] = "auto-generated"
+    for subtype, body in (("plain", outgoing.content.text), ("html", outgoing.content.html)):
+        part = email.mime.nonmultipart.MIMENonMultipart("text", subtype)
+        part.set_payload(body, _UTF8_QP)
+        message.attach(part)
+    return message.as_bytes(policy=_WIRE)
 
 
 class SmtpMailer:
@@ -152,10 +183,15 @@ class SmtpMailer:
         await self._use(exchange)
 
     async def send(self, outgoing: emails.OutgoingEmail) -> None:
-        message = build_message(self.mail_from, outgoing)
+        sender = email.utils.parseaddr(self.mail_from)[1]
 
         async def transaction(client: aiosmtplib.SMTP) -> dict[str, Any]:
-            refused, _ = await client.send_message(message)
+            if sender.isascii() and outgoing.recipient.isascii():
+                content = message_bytes(self.mail_from, outgoing)
+                refused, _ = await client.sendmail(sender, [outgoing.recipient], content)
+            else:
+                message = build_message(self.mail_from, outgoing)
+                refused, _ = await client.send_message(message)
             return dict(refused)
 
         refused = await self._use(transaction)
