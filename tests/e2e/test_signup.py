@@ -7,6 +7,7 @@ import time
 
 import httpx
 
+from infra import devmail
 from tests.e2e.conftest import Herald, ScriptedSink, StartHerald
 
 REGISTER = """
@@ -227,3 +228,31 @@ def test_a_worker_killed_mid_send_loses_nothing(
     [(message_id,)] = herald.sql("SELECT message_id FROM email_deliveries")
     assert {m.message_id for m in sink.messages} == {message_id}
     assert "retried 1 email jobs" in herald.log("worker")
+
+
+def test_a_mail_server_down_for_several_retries_gets_the_email_once_it_is_back(
+    start_herald: StartHerald,
+) -> None:
+    port = devmail.free_port()  # nothing listens there yet
+    herald = start_herald(worker_overrides={"SMTP_PORT": port})
+    herald.graphql(REGISTER, {"email": "eve@example.com", "password": "correct horse"})
+    deadline = time.monotonic() + 30
+    while True:  # more than two backoff steps go by with the server down
+        [(status, attempts, error)] = herald.sql(
+            "SELECT status, attempts, last_error FROM email_deliveries"
+        )
+        if attempts >= 3:
+            break
+        assert time.monotonic() < deadline, (status, attempts, error)
+        time.sleep(0.1)
+    assert status in {"queued", "sending"} and "connection" in (error or "")
+    back = ScriptedSink()
+    controller = devmail.start(back, port=port)
+    try:
+        [message] = back.wait_for(1)
+        assert message.recipients == ("eve@example.com",)
+        assert delivery_row(herald, "eve@example.com")[0] == "sent"
+        time.sleep(1)
+        assert len(back.messages) == 1
+    finally:
+        controller.stop()
