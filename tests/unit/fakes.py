@@ -183,7 +183,14 @@ class FakeDeliveries:
             emails.DeliveryStatus.SENDING,
         }:
             return None
-        row.update(status=emails.DeliveryStatus.SENDING, attempts=row["attempts"] + 1)
+        if row["status"] is emails.DeliveryStatus.SENDING:
+            # As the SQL claim: another attempt holds it until its lease ends.
+            until = row["claimed_at"] + timedelta(seconds=lease_seconds)
+            if now < until:
+                raise errors.DeliveryLeased(until)
+        row.update(
+            status=emails.DeliveryStatus.SENDING, attempts=row["attempts"] + 1, claimed_at=now
+        )
         return emails.Delivery(
             id=delivery_id,
             kind=row["kind"],

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import uuid
+from datetime import timedelta
 
 import pytest
 
@@ -217,3 +218,19 @@ async def test_a_link_used_before_the_send_is_recorded_still_shows_sent_before_v
     assert w.store.deliveries[delivery_id]["status"] is emails.DeliveryStatus.SENT
     # A retry of the job finds nothing left to do.
     assert await delivery.deliver(delivery_id, w.courier) is delivery.Outcome.SKIPPED
+
+
+async def test_a_delivery_held_by_another_attempt_waits_for_its_lease(
+    queued: tuple[World, uuid.UUID],
+) -> None:
+    w, delivery_id = queued
+    claimed_at = w.clock.now()
+    async with w.courier.uow() as uow:
+        assert await uow.deliveries.claim(delivery_id, claimed_at, lease_seconds=120)
+    w.clock.advance(60)
+    with pytest.raises(errors.DeliveryLeased) as held:
+        await delivery.deliver(delivery_id, w.courier)
+    assert held.value.until == claimed_at + timedelta(seconds=w.courier.lease_seconds)
+    w.clock.advance(61)  # the first attempt is taken for dead
+    assert await delivery.deliver(delivery_id, w.courier) is delivery.Outcome.SENT
+    assert len(w.mailer.sent) == 1
