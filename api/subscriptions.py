@@ -16,15 +16,19 @@ from api import fanout
 from api.context import Context
 from domain import accounts, errors, progress
 
+_CURSOR = "This step's place in the stream: pass it as `after` to resume after it."
+
 
 @strawberry.type(description="The email was recorded and queued for sending.")
 class EmailQueued:
     at: datetime
+    cursor: strawberry.ID = strawberry.field(description=_CURSOR)
 
 
 @strawberry.type(description="The mail server accepted the email.")
 class EmailSent:
     at: datetime
+    cursor: strawberry.ID = strawberry.field(description=_CURSOR)
 
 
 @strawberry.type(
@@ -35,11 +39,13 @@ class EmailDeliveryFailed:
     will_retry: bool
     retry_at: datetime | None
     reason: str
+    cursor: strawberry.ID = strawberry.field(description=_CURSOR)
 
 
 @strawberry.type(description="The address was verified. The subscription ends after this event.")
 class EmailVerified:
     at: datetime
+    cursor: strawberry.ID = strawberry.field(description=_CURSOR)
 
 
 RegistrationEvent = Annotated[
@@ -63,20 +69,22 @@ def _event(step: progress.RegistrationStep) -> RegistrationEvent:
 
 
 def _convert(step: progress.RegistrationStep) -> RegistrationEvent:
+    cursor = strawberry.ID(str(step.id))
     match step.step:
         case progress.Step.EMAIL_QUEUED:
-            return EmailQueued(at=step.at)
+            return EmailQueued(at=step.at, cursor=cursor)
         case progress.Step.EMAIL_SENT:
-            return EmailSent(at=step.at)
+            return EmailSent(at=step.at, cursor=cursor)
         case progress.Step.EMAIL_FAILED:
             return EmailDeliveryFailed(
                 at=step.at,
                 will_retry=step.will_retry,
                 retry_at=step.retry_at,
                 reason=step.reason or "delivery failed",
+                cursor=cursor,
             )
         case progress.Step.EMAIL_VERIFIED:
-            return EmailVerified(at=step.at)
+            return EmailVerified(at=step.at, cursor=cursor)
 
 
 def _error(error: errors.DomainError, code: str) -> GraphQLError:
@@ -84,11 +92,19 @@ def _error(error: errors.DomainError, code: str) -> GraphQLError:
 
 
 async def registration_events(
-    info: Info[Context, None], registration_token: str
+    info: Info[Context, None],
+    registration_token: str,
+    after: Annotated[
+        strawberry.ID | None,
+        strawberry.argument(description="Resume after the step with this cursor (a reconnect)."),
+    ] = None,
 ) -> AsyncGenerator[RegistrationEvent, None]:
     try:
         steps = await accounts.watch_registration(
-            accounts.WatchRegistration(registration_token=registration_token),
+            accounts.WatchRegistration(
+                registration_token=registration_token,
+                after=None if after is None else str(after),
+            ),
             info.context.accounts,
             info.context.feed,
         )
@@ -105,3 +121,5 @@ async def registration_events(
         ) from None
     except errors.WatchOverflow as error:
         raise _error(error, "TOO_SLOW") from None
+    except errors.InvalidInput as error:
+        raise _error(error, "BAD_USER_INPUT") from None

@@ -72,6 +72,9 @@ class VerifyEmail:
 @dataclass(frozen=True)
 class WatchRegistration:
     registration_token: str
+    # The cursor of the last step the client saw: a client that reconnects
+    # resumes after it instead of receiving the whole history again.
+    after: str | None = None
 
 
 @dataclass(frozen=True)
@@ -304,9 +307,18 @@ async def watch_registration(
         registration_id = uuid.UUID(str(payload["r"]))
     except (KeyError, ValueError):
         raise errors.InvalidToken() from None
+    after = None
+    if command.after is not None:
+        try:
+            after = int(command.after)
+        except ValueError:
+            raise errors.InvalidInput(
+                [errors.FieldProblem("after", "not the cursor of a step")],
+                "Pass the cursor of the last step received as after.",
+            ) from None
     # The feed's own iterator, not a wrapper: a step crosses one generator
     # fewer on its way to each of possibly many watchers.
-    return feed.follow(registration_id)
+    return feed.follow(registration_id, after=after)
 
 
 @dataclass(frozen=True)

@@ -176,10 +176,13 @@ class RegistrationLog(Protocol):
 
 
 class RegistrationFeed(Protocol):
-    def follow(self, registration_id: uuid.UUID) -> AsyncGenerator[progress.RegistrationStep, None]:
-        """Every step of the registration: those recorded so far, in order, then
-        each new one as it commits, ending after a final step (``step.final``).
-        Never misses a step, never repeats one."""
+    def follow(
+        self, registration_id: uuid.UUID, *, after: int | None = None
+    ) -> AsyncGenerator[progress.RegistrationStep, None]:
+        """Every step of the registration (after the step ``after``, when
+        given): those recorded so far, in order, then each new one as it
+        commits, ending after a final step (``step.final``). Never misses a
+        step, never repeats one."""
 
 
 class Cooldowns(Protocol):

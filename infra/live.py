@@ -186,14 +186,17 @@ class RegistrationHub:
             return [registration_log.step_from_row(row) for row in rows]
 
     async def follow(
-        self, registration_id: uuid.UUID
+        self, registration_id: uuid.UUID, *, after: int | None = None
     ) -> AsyncGenerator[progress.RegistrationStep, None]:
         watcher = _Watcher(self.queue_size)
         # Listen before reading the history: a step that commits in between is
         # then both read and queued, and ``seen`` drops the second copy.
         self._watchers.setdefault(registration_id, set()).add(watcher)
         seen: set[int] = set()
-        history = db.registration_events.c.registration_id == registration_id
+        t = db.registration_events
+        history = t.c.registration_id == registration_id
+        if after is not None:
+            history = sa.and_(history, t.c.id > after)
         try:
             for step in await self._read(history):
                 seen.add(step.id)
@@ -209,6 +212,7 @@ class RegistrationHub:
                     if (
                         isinstance(candidate, progress.RegistrationStep)
                         and candidate.id not in seen
+                        and (after is None or candidate.id > after)
                     ):
                         seen.add(candidate.id)
                         yield candidate

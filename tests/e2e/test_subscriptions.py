@@ -242,3 +242,35 @@ async def test_websocket_limits_from_configuration(start_herald: StartHerald) ->
     assert refused.value.response.status_code == 403
     async with session(herald.base_url, origin="https://app.example.com") as allowed:
         assert await allowed.collect(await allowed.subscribe(token), 1) == ["EmailQueued"]
+
+
+RESUME = """
+subscription Watch($token: String!, $after: ID) {
+  registrationEvents(registrationToken: $token, after: $after) {
+    __typename
+    ... on EmailQueued { cursor }
+    ... on EmailSent { cursor }
+    ... on EmailVerified { cursor }
+  }
+}"""
+
+
+async def test_a_client_that_reconnects_resumes_after_the_last_step_it_saw(
+    start_herald: StartHerald, sink: ScriptedSink
+) -> None:
+    herald = start_herald(worker=False)
+    token = register(herald, "cy@example.com")
+    async with session(herald.base_url) as ws:
+        queued = await anext(ws.events(await ws.subscribe(token, RESUME)))
+    assert queued["__typename"] == "EmailQueued" and queued["cursor"]
+    # While the client is away, the email goes out and the link is used.
+    herald.start_worker()
+    verify_from_sink(herald, sink)
+    async with session(herald.base_url) as ws:
+        resumed = ws.events(await ws.subscribe(token, RESUME, after=queued["cursor"]))
+        names = [event["__typename"] async for event in resumed]
+    assert names == ["EmailSent", "EmailVerified"]  # nothing seen twice, then complete
+    async with session(herald.base_url) as ws:
+        with pytest.raises(SubscriptionError) as refused:
+            await anext(ws.events(await ws.subscribe(token, RESUME, after="not-a-cursor")))
+    assert refused.value.code == "BAD_USER_INPUT"

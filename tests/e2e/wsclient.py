@@ -51,11 +51,11 @@ class Session:
                 continue
             return message
 
-    async def subscribe(self, token: str, query: str = WATCH) -> str:
+    async def subscribe(self, token: str, query: str = WATCH, **variables: Any) -> str:
         self._ids += 1
         operation = str(self._ids)
         kind = "subscribe" if self.protocol == TRANSPORT_WS else "start"
-        payload = {"query": query, "variables": {"token": token}}
+        payload = {"query": query, "variables": {"token": token, **variables}}
         await self.send({"id": operation, "type": kind, "payload": payload})
         return operation
 

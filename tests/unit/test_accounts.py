@@ -264,13 +264,15 @@ class ListFeed:
     def __init__(self, steps: list[progress.RegistrationStep]) -> None:
         self.steps = steps
         self.followed: list[uuid.UUID] = []
+        self.after: int | None = None
 
     async def follow(
-        self, registration_id: uuid.UUID
+        self, registration_id: uuid.UUID, *, after: int | None = None
     ) -> AsyncGenerator[progress.RegistrationStep, None]:
         self.followed.append(registration_id)
+        self.after = after
         for step in self.steps:
-            if step.registration_id == registration_id:
+            if step.registration_id == registration_id and (after is None or step.id > after):
                 yield step
                 if step.final:
                     return
@@ -289,6 +291,24 @@ async def test_watching_follows_only_the_registration_its_token_names(w: World) 
     assert other.registration_id not in feed.followed
     assert {s.registration_id for s in seen} == {started.registration_id}
     assert [s.step for s in seen] == [progress.Step.EMAIL_QUEUED]
+
+
+async def test_watching_can_resume_after_a_cursor(w: World) -> None:
+    started = await register(w)
+    await emailed_link_token(w)  # queued, then sent
+    feed = ListFeed(w.store.steps)
+    [queued, sent] = [s for s in w.store.steps if s.registration_id == started.registration_id]
+    steps = await accounts.watch_registration(
+        accounts.WatchRegistration(started.registration_token, after=str(queued.id)),
+        w.accounts,
+        feed,
+    )
+    assert [s async for s in steps] == [sent] and feed.after == queued.id
+    with pytest.raises(errors.InvalidInput) as caught:
+        await accounts.watch_registration(
+            accounts.WatchRegistration(started.registration_token, after="abc"), w.accounts, feed
+        )
+    assert [p.field for p in caught.value.fields] == ["after"]
 
 
 @pytest.mark.parametrize(

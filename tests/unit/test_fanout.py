@@ -26,7 +26,7 @@ class OneStepFeed:
         self.step = step
 
     async def follow(
-        self, registration_id: uuid.UUID
+        self, registration_id: uuid.UUID, *, after: int | None = None
     ) -> AsyncGenerator[progress.RegistrationStep, None]:
         yield self.step
 
