@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
@@ -15,6 +17,10 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.extensions.context import StreamResultContextManager
+from strawberry.extensions.runner import SchemaExtensionsRunner
+from strawberry.types import ExecutionContext
+from strawberry.utils.await_maybe import await_maybe
 
 from api import fanout, operations, subscriptions, types
 from api.mutations import (
@@ -139,6 +145,45 @@ def _unexpected(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, GraphQLError)
 
 
+class _LeanRunner(SchemaExtensionsRunner):
+    """Per subscription event, strawberry asks every extension for results and
+    opens a stream-result hook on each; Herald's extensions have neither, and
+    for 200 subscribers of one registration that was a tenth of the event
+    loop (bench.subscriptions). Only extensions that define them are asked."""
+
+    def __init__(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension] | None = None
+    ) -> None:
+        super().__init__(execution_context, extensions)
+        self._with_results = [
+            e for e in self.extensions if type(e).get_results is not SchemaExtension.get_results
+        ]
+        self._on_stream = [
+            e
+            for e in self.extensions
+            if type(e).on_stream_result is not SchemaExtension.on_stream_result
+        ]
+
+    async def get_extensions_results(self, ctx: ExecutionContext) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for extension in self._with_results:
+            data.update(await await_maybe(extension.get_results()))
+        data.update(ctx.extensions_results)
+        return data
+
+    def on_stream_result(self, result: Any) -> Any:
+        if not self._on_stream:
+            return contextlib.nullcontext()
+        return StreamResultContextManager(self._on_stream, result)
+
+
+class _HeraldSchema(strawberry.Schema):
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        return _LeanRunner(execution_context, extensions)
+
+
 def create_schema(limits: Limits = Limits(), *, mask_errors: bool = True) -> strawberry.Schema:
     # Factories, as strawberry asks: a fresh extension per request. The limit
     # rules are built once here: the validation cache is keyed by the rule
@@ -159,7 +204,7 @@ def create_schema(limits: Limits = Limits(), *, mask_errors: bool = True) -> str
                 error_message="Internal server error; the request was not completed.",
             )
         )
-    return strawberry.Schema(
+    return _HeraldSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
