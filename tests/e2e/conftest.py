@@ -88,16 +88,28 @@ class Herald:
     def log(self, name: str) -> str:
         return self.log_files[name].read_text()
 
-    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    def post(
+        self, query: str, variables: dict[str, Any] | None = None, *, bearer: str | None = None
+    ) -> dict[str, Any]:
+        """The whole response body of a GraphQL request, errors included."""
         response = httpx.post(
             f"{self.base_url}/graphql",
             json={"query": query, "variables": variables or {}},
+            headers={} if bearer is None else {"Authorization": f"Bearer {bearer}"},
             timeout=30,
         )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
+        return body
+
+    def graphql(
+        self, query: str, variables: dict[str, Any] | None = None, *, bearer: str | None = None
+    ) -> dict[str, Any]:
+        """The data of a GraphQL request that must not fail."""
+        body = self.post(query, variables, bearer=bearer)
         assert "errors" not in body, body
-        return body["data"]
+        data: dict[str, Any] = body["data"]
+        return data
 
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.database_url, autocommit=True) as conn:

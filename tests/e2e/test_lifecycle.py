@@ -58,18 +58,7 @@ mutation Confirm($token: String!) {
 def call(
     herald: Herald, query: str, variables: dict[str, Any] | None = None, token: str | None = None
 ) -> dict[str, Any]:
-    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
-    response = httpx.post(
-        f"{herald.base_url}/graphql",
-        json={"query": query, "variables": variables or {}},
-        headers=headers,
-        timeout=30,
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    assert "errors" not in body, body
-    data: dict[str, Any] = body["data"]
-    return data
+    return herald.graphql(query, variables, bearer=token)
 
 
 def token_in(text: str, herald: Herald, path: str) -> str:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httpx
-
 from tests import support
 from tests.e2e.conftest import Herald, ScriptedSink, StartHerald
 from tests.e2e.test_signup import REGISTER
@@ -38,26 +36,8 @@ mutation Retry($id: ID!) {
 }"""
 
 
-def post(
-    herald: Herald, query: str, variables: dict[str, Any] | None = None, key: str | None = None
-) -> dict[str, Any]:
-    headers = {} if key is None else {"Authorization": f"Bearer {key}"}
-    response = httpx.post(
-        f"{herald.base_url}/graphql",
-        json={"query": query, "variables": variables or {}},
-        headers=headers,
-        timeout=30,
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
 def admin(herald: Herald, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-    body = post(herald, query, variables, key=support.ADMIN_KEY)
-    assert "errors" not in body, body
-    data: dict[str, Any] = body["data"]
-    return data
+    return herald.graphql(query, variables, bearer=support.ADMIN_KEY)
 
 
 def wait_for_status(herald: Herald, delivery_id: str, status: str) -> dict[str, Any]:
@@ -83,7 +63,7 @@ def test_without_an_admin_key_every_operator_field_is_forbidden_and_reveals_noth
             (STATS, {}),
             (RETRY, {"id": delivery_id}),
         ):
-            body = post(herald, query, variables, key=key)
+            body = herald.post(query, variables, bearer=key)
             [error] = body["errors"]
             assert error["extensions"] == {"code": "FORBIDDEN"}, body
             assert "Authorization: Bearer" in error["message"]
