@@ -256,3 +256,27 @@ def test_a_mail_server_down_for_several_retries_gets_the_email_once_it_is_back(
         assert len(back.messages) == 1
     finally:
         controller.stop()
+
+
+def test_a_request_cannot_point_the_emailed_link_at_another_host(
+    start_herald: StartHerald, sink: ScriptedSink
+) -> None:
+    herald = start_herald()
+    response = httpx.post(
+        f"{herald.base_url}/graphql",
+        json={
+            "query": REGISTER,
+            "variables": {"email": "fay@example.com", "password": "correct horse"},
+        },
+        headers={
+            "Host": "evil.example",
+            "X-Forwarded-Host": "evil.example",
+            "Origin": "https://evil.example",
+            "Referer": "https://evil.example/signup",
+        },
+        timeout=30,
+    )
+    assert response.json()["data"]["register"]["__typename"] == "RegisterSuccess"
+    [message] = sink.wait_for(1)
+    assert "evil.example" not in message.text and "evil.example" not in message.html
+    assert link_in(message.text, herald.base_url)  # PUBLIC_URL, and only it
