@@ -175,9 +175,11 @@ async def register(command: Register, accounts: Accounts) -> RegistrationStarted
     """Create an account and queue its verification email, in one transaction.
 
     An address that already has an account gets the same answer, after the same
-    hashing work, and changes nothing but the links: its owner is emailed (a new
-    verification link, or a notice that the account exists), at most once per
-    cooldown, so the response never tells a caller whether the address is known.
+    hashing work: its owner is emailed (a new verification link, or a notice
+    that the account exists), at most once per cooldown, so the response never
+    tells a caller whether the address is known. The registration's password
+    is remembered so that signing in with it answers as it would for a new
+    account (see ``_repeat``).
     """
     email, problems = address(accounts, command.email)
     problems += users.password_problems(command.password)
