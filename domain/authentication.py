@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from domain import errors, sessions, users
+from domain import errors, ports, sessions, users
 from domain.accounts import Accounts, Policy, address
 
 
@@ -43,21 +43,30 @@ def _limit(policy: Policy, which: str) -> int:
     return policy.sign_in_failures_per_client
 
 
+async def _spend(
+    uow: ports.UnitOfWork, policy: Policy, email: str, client: str | None, now: datetime
+) -> None:
+    for which, key in _failure_keys(email, client):
+        wait = await uow.cooldowns.take(
+            key, limit=_limit(policy, which), window_seconds=policy.sign_in_window_seconds, now=now
+        )
+        if wait is not None:
+            raise errors.RateLimited(wait, f"Too many failed sign-ins; try again in {wait} s.")
+
+
+async def _give_back(
+    uow: ports.UnitOfWork, policy: Policy, email: str, client: str | None, now: datetime
+) -> None:
+    for _, key in _failure_keys(email, client):
+        await uow.cooldowns.give_back(key, window_seconds=policy.sign_in_window_seconds, now=now)
+
+
 async def spend_attempt(accounts: Accounts, email: str, client: str | None, now: datetime) -> None:
     """Count a password check against the address and the client before it
     runs, or raise ``RateLimited`` once either had too many lately: counted
     after the check, a burst of concurrent guesses would all get through."""
-    policy = accounts.policy
     async with accounts.uow() as uow:
-        for which, key in _failure_keys(email, client):
-            wait = await uow.cooldowns.take(
-                key,
-                limit=_limit(policy, which),
-                window_seconds=policy.sign_in_window_seconds,
-                now=now,
-            )
-            if wait is not None:
-                raise errors.RateLimited(wait, f"Too many failed sign-ins; try again in {wait} s.")
+        await _spend(uow, accounts.policy, email, client, now)
         await uow.commit()
 
 
@@ -66,10 +75,7 @@ async def give_back_attempt(
 ) -> None:
     """The check succeeded: it does not count as a failure."""
     async with accounts.uow() as uow:
-        for _, key in _failure_keys(email, client):
-            await uow.cooldowns.give_back(
-                key, window_seconds=accounts.policy.sign_in_window_seconds, now=now
-            )
+        await _give_back(uow, accounts.policy, email, client, now)
         await uow.commit()
 
 
@@ -84,11 +90,10 @@ async def sign_in(command: SignIn, accounts: Accounts) -> SignedIn:
     email, _ = address(accounts, command.email)
     lookup = email or command.email.strip()[:320]
     now = accounts.clock.now()
-    await spend_attempt(accounts, lookup, command.client, now)
-    user = None
-    if email is not None:
-        async with accounts.uow() as uow:
-            user = await uow.users.get_by_email(email)
+    async with accounts.uow() as uow:
+        await _spend(uow, policy, lookup, command.client, now)
+        user = None if email is None else await uow.users.get_by_email(email)
+        await uow.commit()  # counted before the check runs (see ``spend_attempt``)
     password = command.password[: users.PASSWORD_MAX_LENGTH * 4]
     attempt = user.registration_attempt_hash if user is not None and user.email_verified else None
     matched = await accounts.hasher.check(
@@ -96,11 +101,11 @@ async def sign_in(command: SignIn, accounts: Accounts) -> SignedIn:
     )
     if user is None or matched is None:
         raise errors.InvalidCredentials()
-    await give_back_attempt(accounts, lookup, command.client, now)
     # The password of a registration that made no account (the address was
     # verified already) answers as that of a new, unverified account would:
     # registering then signing in cannot tell whether an address was known.
     if matched == "also" or not user.email_verified:
+        await give_back_attempt(accounts, lookup, command.client, now)
         raise errors.EmailNotVerified()
     new_hash = None
     if accounts.hasher.needs_rehash(user.password_hash):
@@ -108,6 +113,9 @@ async def sign_in(command: SignIn, accounts: Accounts) -> SignedIn:
     token = sessions.new_token()
     session = sessions.Session.start(user.id, token, now, policy.session_max_age)
     async with accounts.uow() as uow:
+        # A right password is not a failure; undone with the session if the
+        # password changed meanwhile.
+        await _give_back(uow, policy, lookup, command.client, now)
         current = user.password_hash
         # Lost to a concurrent change of password: the old hash stays, and is
         # upgraded at a later sign-in.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import time
 
 import psycopg
@@ -235,3 +236,24 @@ async def test_registering_a_verified_address_then_signing_in_answers_as_for_a_n
         authentication.SignIn("known@example.com", PASSWORD), container.accounts
     )
     assert owner.user.email == "known@example.com"
+
+
+async def test_right_passwords_give_their_count_back(
+    container: bootstrap.Container, database_url: str
+) -> None:
+    await verified(container, database_url, "ann@example.com")
+    limit = container.accounts.policy.sign_in_failures_per_account
+    for _ in range(limit + 2):
+        await authentication.sign_in(
+            authentication.SignIn("ann@example.com", PASSWORD, client="10.1.1.1"),
+            container.accounts,
+        )
+    keys = [
+        hashlib.sha256(k.encode()).hexdigest()
+        for k in ("sign-in-failures:ann@example.com", "sign-in-failures-from:10.1.1.1")
+    ]
+    with psycopg.connect(database_url) as conn:
+        counts = conn.execute(
+            "SELECT count FROM email_windows WHERE key = ANY(%s)", (keys,)
+        ).fetchall()
+    assert counts == [(0,), (0,)]  # the address's and the client's

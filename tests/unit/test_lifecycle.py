@@ -480,3 +480,15 @@ async def test_registering_then_signing_in_cannot_tell_whether_the_address_was_k
     # And the owner of a verified account still signs in with their own password.
     if already == "verified":
         assert await sign_in(w, "x@example.com", PASSWORD)
+
+
+async def test_right_passwords_are_not_counted_as_failures(w: World) -> None:
+    await verified_account(w)
+    for _ in range(accounts.Policy().sign_in_failures_per_account + 2):
+        assert await sign_in(w)
+    # Nor does a right password make room for an extra guess later.
+    for _ in range(accounts.Policy().sign_in_failures_per_account):
+        with pytest.raises(errors.InvalidCredentials):
+            await sign_in(w, password="wrong guess")
+    with pytest.raises(errors.RateLimited):
+        await sign_in(w, password="wrong guess")
