@@ -54,7 +54,7 @@ async def request_email_change(command: RequestEmailChange, accounts: Accounts) 
     now = accounts.clock.now()
     # A stolen session must not make guessing the password any cheaper.
     await spend_attempt(accounts, user.email, command.client, now)
-    if not await accounts.hasher.verify(user.password_hash, command.password):
+    if await accounts.hasher.check(user.password_hash, command.password) != "stored":
         raise errors.InvalidCredentials()
     await give_back_attempt(accounts, user.email, command.client, now)
     async with accounts.uow() as uow:

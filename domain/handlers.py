@@ -8,6 +8,7 @@ sees a step that did not happen.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -83,10 +84,18 @@ def _epoch(at: datetime) -> str:
     return str(int(at.timestamp()))
 
 
+async def record_queued(
+    uow: ports.UnitOfWork, registration_id: uuid.UUID | None, now: datetime
+) -> None:
+    """The ``EMAIL_QUEUED`` step of an email's registration, if it has one: for
+    an email queued here, or queued again by an operator."""
+    if registration_id is not None:
+        await uow.progress.record(registration_id, progress.Step.EMAIL_QUEUED, now)
+
+
 async def _queue(uow: ports.UnitOfWork, request: emails.EmailRequest, now: datetime) -> None:
     await uow.outbox.enqueue(request)
-    if request.registration_id is not None:
-        await uow.progress.record(request.registration_id, progress.Step.EMAIL_QUEUED, now)
+    await record_queued(uow, request.registration_id, now)
 
 
 def _verification_or_notice(

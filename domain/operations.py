@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from domain import emails, errors, ports, progress
+from domain import emails, errors, handlers, ports
 
 MAX_PAGE_SIZE = 100
 
@@ -158,8 +158,7 @@ async def retry_delivery(
         # When the queue is unavailable the delivery stays queued without a
         # job, and the worker's sweep gives it one.
         await uow.outbox.defer(record.id)
-        if record.registration_id is not None:
-            await uow.progress.record(record.registration_id, progress.Step.EMAIL_QUEUED, now)
+        await handlers.record_queued(uow, record.registration_id, now)
         await uow.commit()
     return record
 

@@ -244,11 +244,6 @@ class PasswordHasher(Protocol):
         ``hash(like=password_hash)``) the password matches, if either, in one
         computation; with None, the same work against a dummy, and None."""
 
-    async def verify(self, password_hash: str | None, password: str) -> bool:
-        """Whether ``password`` matches, checked off the event loop. With None
-        (no such account) it does the same work against a dummy hash and
-        returns False, so the time taken tells nothing."""
-
     def needs_rehash(self, password_hash: str) -> bool:
         """Whether the hash was made with other parameters than today's."""
 

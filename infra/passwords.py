@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from argon2 import Parameters, PasswordHasher, extract_parameters, low_level
-from argon2.exceptions import InvalidHashError, VerificationError
+from argon2.exceptions import InvalidHashError
 
 from domain import errors
 
@@ -70,9 +70,6 @@ class Argon2Hasher:
         # and latency for everyone.
         self._max_in_hand = threads + max_waiting
         self._in_hand = 0
-        # Checked against when an address has no account: the same work as a
-        # real check, with today's parameters.
-        self._dummy: str | None = None
 
     async def _run(self, work: Callable[[], T]) -> T:
         if self._in_hand >= self._max_in_hand:
@@ -93,41 +90,21 @@ class Argon2Hasher:
     async def check(
         self, password_hash: str | None, password: str, *, also: str | None = None
     ) -> str | None:
-        if password_hash is None:
-            await self.verify(None, password)
-            return None
         try:
-            parameters, salt = extract_parameters(password_hash), _salt(password_hash)
+            parameters, salt = extract_parameters(password_hash or ""), _salt(password_hash or "")
         except (InvalidHashError, ValueError, IndexError):
-            await self._run(lambda: self._hasher.hash(password))  # the same time
+            # No account, or an unusable password (``users.unusable_password``):
+            # nothing can match, but the same work as a real check.
+            await self._run(lambda: self._hasher.hash(password))
             return None
         # One computation answers for both: ``also`` shares the salt and
         # parameters (see ``hash(like=...)``).
         computed = await self._run(lambda: _hash_with(password, parameters, salt))
-        if hmac.compare_digest(computed, password_hash):
+        if hmac.compare_digest(computed, password_hash or ""):
             return "stored"
         if also is not None and hmac.compare_digest(computed, also):
             return "also"
         return None
-
-    async def verify(self, password_hash: str | None, password: str) -> bool:
-        if password_hash is None:
-            if self._dummy is None:
-                self._dummy = await self.hash("not the password of anyone")
-            await self._run(lambda: self._matches(self._dummy or "", password))
-            return False
-        return await self._run(lambda: self._matches(password_hash, password))
-
-    def _matches(self, password_hash: str, password: str) -> bool:
-        try:
-            return self._hasher.verify(password_hash, password)
-        except VerificationError:
-            return False
-        except InvalidHashError:
-            # An unusable password (see ``users.unusable_password``): no work
-            # to do, but the same time as a real check.
-            self._hasher.hash(password)
-            return False
 
     def needs_rehash(self, password_hash: str) -> bool:
         try:

@@ -98,10 +98,6 @@ class CountingHasher:
         self.checks += 1
         return await self.hasher.check(password_hash, password, also=also)
 
-    async def verify(self, password_hash: str | None, password: str) -> bool:
-        self.checks += 1
-        return await self.hasher.verify(password_hash, password)
-
     def needs_rehash(self, password_hash: str) -> bool:
         return self.hasher.needs_rehash(password_hash)
 
