@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 metadata = sa.MetaData()
+
+
+def param(column: sa.Column[Any]) -> sa.BindParameter[Any]:
+    """A named parameter typed as ``column`` (``p_<column name>``).
+
+    The statements on the hot paths (a registration, a send) are built once,
+    at import, from these and only executed per call: SQLAlchemy took longer
+    to build and key such a statement (150 to 270 µs) than to run it.
+    """
+    return sa.bindparam(f"p_{column.name}", type_=column.type)
+
 
 users = sa.Table(
     "users",

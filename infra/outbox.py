@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime
-from typing import Any
 
 import procrastinate
 import sqlalchemy as sa
@@ -64,11 +63,7 @@ class SqlEmailOutbox:
                 job_id = await self.app.configure_task(
                     jobs.SEND_VERIFICATION_EMAIL, queue=jobs.QUEUE, connection=raw
                 ).defer_async(delivery_id=str(delivery_id))
-                await self.session.execute(
-                    sa.update(db.email_deliveries)
-                    .where(db.email_deliveries.c.id == delivery_id)
-                    .values(job_id=job_id)
-                )
+                await self.session.execute(_SET_JOB, {"p_id": delivery_id, "job_id": job_id})
         except Exception:
             # Expected here: the queue's tables missing or unreachable. Only the
             # savepoint is rolled back; the account and its delivery row stay.
@@ -82,31 +77,43 @@ class SqlEmailOutbox:
 
     async def _record(self, request: emails.EmailRequest, now: datetime) -> uuid.UUID:
         delivery_id = uuid.uuid4()
-        account = db.users.c.id == request.user_id
-        recipient: Any = request.recipient
-        if recipient is None and request.user_id is not None:
-            recipient = sa.select(db.users.c.email).where(account).scalar_subquery()
-        locale: Any = users.DEFAULT_LOCALE
-        if request.user_id is not None:
-            locale = sa.func.coalesce(
-                sa.select(db.users.c.locale).where(account).scalar_subquery(), locale
-            )
-        await self.session.execute(
-            sa.insert(db.email_deliveries).values(
-                id=delivery_id,
-                kind=request.kind.value,
-                user_id=request.user_id,
-                registration_id=request.registration_id,
-                recipient=recipient,
-                verification_nonce=request.verification_nonce,
-                link_claims=dict(request.claims) or None,
-                locale=locale,
-                suppressed=request.suppressed,
-                status=emails.DeliveryStatus.QUEUED.value,
-                # Deterministic per delivery: a resent copy is recognisably the same message.
-                message_id=f"<{delivery_id}@{self.mail_domain}>",
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        parameters = {
+            "p_id": delivery_id,
+            "p_kind": request.kind.value,
+            "p_user_id": request.user_id,
+            "p_registration_id": request.registration_id,
+            "p_recipient": request.recipient,
+            "p_verification_nonce": request.verification_nonce,
+            "p_link_claims": dict(request.claims) or None,
+            "p_suppressed": request.suppressed,
+            # Deterministic per delivery: a resent copy is recognisably the same message.
+            "p_message_id": f"<{delivery_id}@{self.mail_domain}>",
+            "p_created_at": now,
+        }
+        await self.session.execute(_RECORD, parameters)
         return delivery_id
+
+
+_d, _u = db.email_deliveries, db.users
+_account = _u.c.id == db.param(_d.c.user_id)
+_RECORD = sa.insert(_d).values(
+    id=db.param(_d.c.id),
+    kind=db.param(_d.c.kind),
+    user_id=db.param(_d.c.user_id),
+    registration_id=db.param(_d.c.registration_id),
+    # Given, or the account's current address.
+    recipient=sa.func.coalesce(
+        db.param(_d.c.recipient), sa.select(_u.c.email).where(_account).scalar_subquery()
+    ),
+    verification_nonce=db.param(_d.c.verification_nonce),
+    link_claims=db.param(_d.c.link_claims),
+    locale=sa.func.coalesce(
+        sa.select(_u.c.locale).where(_account).scalar_subquery(), users.DEFAULT_LOCALE
+    ),
+    suppressed=db.param(_d.c.suppressed),
+    status=emails.DeliveryStatus.QUEUED.value,
+    message_id=db.param(_d.c.message_id),
+    created_at=db.param(_d.c.created_at),
+    updated_at=db.param(_d.c.created_at),
+)
+_SET_JOB = sa.update(_d).where(_d.c.id == db.param(_d.c.id))

@@ -18,25 +18,37 @@ from infra import db
 CHANNEL = "herald_registration_events"
 
 
+def _announced(insert_statement: sa.Insert) -> sa.Select[Any]:
+    """The insert with one notification per row, in one round trip and in the
+    caller's transaction: PostgreSQL delivers them at commit, never after a
+    rollback."""
+    inserted = insert_statement.returning(
+        db.registration_events.c.id, db.registration_events.c.registration_id
+    ).cte("inserted")
+    return sa.select(
+        sa.func.pg_notify(
+            CHANNEL,
+            sa.cast(inserted.c.registration_id, sa.Text) + ":" + sa.cast(inserted.c.id, sa.Text),
+        )
+    ).select_from(inserted)
+
+
+_e = db.registration_events
+_RECORD = _announced(
+    sa.insert(_e).values(
+        registration_id=db.param(_e.c.registration_id),
+        step=db.param(_e.c.step),
+        at=db.param(_e.c.at),
+        will_retry=db.param(_e.c.will_retry),
+        retry_at=db.param(_e.c.retry_at),
+        reason=db.param(_e.c.reason),
+    )
+)
+
+
 class SqlRegistrationLog:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def _insert_and_notify(self, insert_statement: sa.Insert) -> None:
-        # One round trip: the rows and their notifications, in this transaction.
-        # PostgreSQL delivers the notifications at commit, never after a rollback.
-        inserted = insert_statement.returning(
-            db.registration_events.c.id, db.registration_events.c.registration_id
-        ).cte("inserted")
-        statement = sa.select(
-            sa.func.pg_notify(
-                CHANNEL,
-                sa.cast(inserted.c.registration_id, sa.Text)
-                + ":"
-                + sa.cast(inserted.c.id, sa.Text),
-            )
-        ).select_from(inserted)
-        await self.session.execute(statement)
 
     async def record(
         self,
@@ -48,15 +60,16 @@ class SqlRegistrationLog:
         retry_at: datetime | None = None,
         reason: str | None = None,
     ) -> None:
-        await self._insert_and_notify(
-            sa.insert(db.registration_events).values(
-                registration_id=registration_id,
-                step=step.value,
-                at=at,
-                will_retry=will_retry,
-                retry_at=retry_at,
-                reason=reason,
-            )
+        await self.session.execute(
+            _RECORD,
+            {
+                "p_registration_id": registration_id,
+                "p_step": step.value,
+                "p_at": at,
+                "p_will_retry": will_retry,
+                "p_retry_at": retry_at,
+                "p_reason": reason,
+            },
         )
 
     async def record_verified(self, user_id: uuid.UUID, nonce: int, at: datetime) -> None:
@@ -75,9 +88,11 @@ class SqlRegistrationLog:
             )
             .distinct()
         )
-        await self._insert_and_notify(
-            sa.insert(db.registration_events).from_select(
-                ["registration_id", "step", "at"], registrations
+        await self.session.execute(
+            _announced(
+                sa.insert(db.registration_events).from_select(
+                    ["registration_id", "step", "at"], registrations
+                )
             )
         )
 

@@ -34,14 +34,16 @@ class JinjaRenderer:
     """Renders ``<kind>.subject.txt``, ``<kind>.txt`` and ``<kind>.html``.
 
     StrictUndefined turns a missing variable into an error at render time rather
-    than an email with a blank where the link should be.
+    than an email with a blank where the link should be. Each template is read
+    once per process (no check of its file before every email): restart the
+    worker after editing one.
     """
 
     def __init__(self, directory: Path = TEMPLATES_DIR) -> None:
         self._directory = directory
         loader = jinja2.FileSystemLoader(directory)
         self._html = jinja2.Environment(
-            loader=loader, autoescape=True, undefined=jinja2.StrictUndefined
+            loader=loader, autoescape=True, undefined=jinja2.StrictUndefined, auto_reload=False
         )
         # Subjects and plain-text bodies are not HTML: escaping would corrupt them.
         self._text = jinja2.Environment(
@@ -49,6 +51,7 @@ class JinjaRenderer:
             autoescape=False,  # noqa: S701
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
+            auto_reload=False,
         )
 
     def render(

@@ -44,34 +44,36 @@ def _user(row: Any) -> users.User:
     )
 
 
+_u = db.users
+# The columns come from the parameters' keys. The unique index on lower(email)
+# makes a concurrent second insert of one address wait for the first and then
+# do nothing.
+_ADD_USER = (
+    insert(_u).on_conflict_do_nothing(index_elements=[sa.func.lower(_u.c.email)]).returning(_u.c.id)
+)
+_USER_BY_EMAIL = sa.select(*_USER_COLUMNS).where(
+    sa.func.lower(_u.c.email) == sa.func.lower(db.param(_u.c.email))
+)
+
+
 class SqlUserRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def add(self, user: users.User) -> bool:
-        statement = (
-            insert(db.users)
-            .values(
-                id=user.id,
-                email=user.email,
-                password_hash=user.password_hash,
-                created_at=user.created_at,
-                email_verified_at=user.email_verified_at,
-                verification_nonce=user.verification_nonce,
-                locale=user.locale,
-            )
-            # The unique index on lower(email) makes a concurrent second insert
-            # of one address wait for the first and then do nothing.
-            .on_conflict_do_nothing(index_elements=[sa.func.lower(db.users.c.email)])
-            .returning(db.users.c.id)
-        )
-        return (await self.session.execute(statement)).first() is not None
+        values = {
+            "id": user.id,
+            "email": user.email,
+            "password_hash": user.password_hash,
+            "created_at": user.created_at,
+            "email_verified_at": user.email_verified_at,
+            "verification_nonce": user.verification_nonce,
+            "locale": user.locale,
+        }
+        return (await self.session.execute(_ADD_USER, values)).first() is not None
 
     async def get_by_email(self, email: str) -> users.User | None:
-        statement = sa.select(*_USER_COLUMNS).where(
-            sa.func.lower(db.users.c.email) == sa.func.lower(email)
-        )
-        row = (await self.session.execute(statement)).first()
+        row = (await self.session.execute(_USER_BY_EMAIL, {"p_email": email})).first()
         return None if row is None else _user(row)
 
     async def bump_verification_nonce(self, user_id: uuid.UUID) -> int:
@@ -270,6 +272,40 @@ _DELIVERY_COLUMNS = (
 )
 
 
+_d = db.email_deliveries
+# A delivery in "sending" is still someone's unless its attempt began before
+# the lease's start: then that worker died mid-send.
+_CLAIM = (
+    sa.update(_d)
+    .where(
+        _d.c.id == db.param(_d.c.id),
+        sa.or_(
+            _d.c.status == emails.DeliveryStatus.QUEUED,
+            sa.and_(
+                _d.c.status == emails.DeliveryStatus.SENDING,
+                _d.c.updated_at < sa.bindparam("p_lease_start", type_=_d.c.updated_at.type),
+            ),
+        ),
+    )
+    .values(
+        status=emails.DeliveryStatus.SENDING,
+        attempts=_d.c.attempts + 1,
+        updated_at=db.param(_d.c.updated_at),
+    )
+    .returning(*_DELIVERY_COLUMNS)
+)
+_HELD_SINCE = sa.select(_d.c.updated_at).where(
+    _d.c.id == db.param(_d.c.id), _d.c.status == emails.DeliveryStatus.SENDING
+)
+# The SET clause comes from the parameters' keys: an attempt's outcome, which
+# applies only to a delivery still being sent.
+_SETTLE = (
+    sa.update(_d)
+    .where(_d.c.id == db.param(_d.c.id), _d.c.status == emails.DeliveryStatus.SENDING)
+    .returning(_d.c.id)
+)
+
+
 class SqlDeliveryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -277,27 +313,12 @@ class SqlDeliveryRepository:
     async def claim(
         self, delivery_id: uuid.UUID, now: datetime, *, lease_seconds: float
     ) -> emails.Delivery | None:
-        t = db.email_deliveries
-        # A delivery in "sending" is still someone's unless its attempt began
-        # longer ago than the lease: then that worker died mid-send.
-        abandoned = sa.and_(
-            t.c.status == emails.DeliveryStatus.SENDING,
-            t.c.updated_at < now - timedelta(seconds=lease_seconds),
-        )
-        statement = (
-            sa.update(t)
-            .where(
-                t.c.id == delivery_id, sa.or_(t.c.status == emails.DeliveryStatus.QUEUED, abandoned)
-            )
-            .values(status=emails.DeliveryStatus.SENDING, attempts=t.c.attempts + 1, updated_at=now)
-            .returning(*_DELIVERY_COLUMNS)
-        )
-        row = (await self.session.execute(statement)).first()
+        lease_start = now - timedelta(seconds=lease_seconds)
+        parameters = {"p_id": delivery_id, "p_updated_at": now, "p_lease_start": lease_start}
+        row = (await self.session.execute(_CLAIM, parameters)).first()
         if row is None:
-            held = sa.select(t.c.updated_at).where(
-                t.c.id == delivery_id, t.c.status == emails.DeliveryStatus.SENDING
-            )
-            started = (await self.session.execute(held)).scalar_one_or_none()
+            held = await self.session.execute(_HELD_SINCE, {"p_id": delivery_id})
+            started = held.scalar_one_or_none()
             if started is not None:
                 raise errors.DeliveryLeased(started + timedelta(seconds=lease_seconds))
             return None
@@ -316,14 +337,8 @@ class SqlDeliveryRepository:
         )
 
     async def _settle(self, delivery_id: uuid.UUID, **values: Any) -> bool:
-        t = db.email_deliveries
-        statement = (
-            sa.update(t)
-            .where(t.c.id == delivery_id, t.c.status == emails.DeliveryStatus.SENDING)
-            .values(**values)
-            .returning(t.c.id)
-        )
-        return (await self.session.execute(statement)).first() is not None
+        result = await self.session.execute(_SETTLE, {"p_id": delivery_id, **values})
+        return result.first() is not None
 
     async def mark_sent(self, delivery_id: uuid.UUID, now: datetime) -> bool:
         return await self._settle(
@@ -518,44 +533,50 @@ def _hashed(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+_c, _w = db.email_cooldowns, db.email_windows
+_ACQUIRE = (
+    insert(_c)
+    .values(key=db.param(_c.c.key), until=db.param(_c.c.until))
+    .on_conflict_do_update(
+        index_elements=[_c.c.key],
+        set_={"until": db.param(_c.c.until)},
+        where=_c.c.until <= sa.bindparam("p_now", type_=_c.c.until.type),
+    )
+    .returning(_c.c.until)
+)
+_COOLDOWN_UNTIL = sa.select(_c.c.until).where(_c.c.key == db.param(_c.c.key))
+_TAKE = (
+    insert(_w)
+    .values(key=db.param(_w.c.key), window_start=db.param(_w.c.window_start), count=1)
+    .on_conflict_do_update(
+        index_elements=[_w.c.key, _w.c.window_start],
+        set_={"count": _w.c.count + 1},
+        where=_w.c.count < sa.bindparam("p_limit", type_=_w.c.count.type),
+    )
+    .returning(_w.c.count)
+)
+
+
 class SqlCooldowns:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def acquire(self, key: str, *, seconds: int, now: datetime) -> int | None:
-        t = db.email_cooldowns
         hashed = _hashed(key)
         until = now + timedelta(seconds=seconds)
-        statement = (
-            insert(t)
-            .values(key=hashed, until=until)
-            .on_conflict_do_update(
-                index_elements=[t.c.key], set_={"until": until}, where=t.c.until <= now
-            )
-            .returning(t.c.until)
-        )
-        if (await self.session.execute(statement)).first() is not None:
+        parameters = {"p_key": hashed, "p_until": until, "p_now": now}
+        if (await self.session.execute(_ACQUIRE, parameters)).first() is not None:
             return None
         current: datetime = (
-            await self.session.execute(sa.select(t.c.until).where(t.c.key == hashed))
+            await self.session.execute(_COOLDOWN_UNTIL, {"p_key": hashed})
         ).scalar_one()
         # Clamped: a concurrent caller may have read its clock a moment earlier.
         return min(seconds, max(1, math.ceil((current - now).total_seconds())))
 
     async def take(self, key: str, *, limit: int, window_seconds: int, now: datetime) -> int | None:
-        t = db.email_windows
         start = _window_start(now, window_seconds)
-        statement = (
-            insert(t)
-            .values(key=_hashed(key), window_start=start, count=1)
-            .on_conflict_do_update(
-                index_elements=[t.c.key, t.c.window_start],
-                set_={"count": t.c.count + 1},
-                where=t.c.count < limit,
-            )
-            .returning(t.c.count)
-        )
-        if (await self.session.execute(statement)).first() is not None:
+        parameters = {"p_key": _hashed(key), "p_window_start": start, "p_limit": limit}
+        if (await self.session.execute(_TAKE, parameters)).first() is not None:
             return None
         ends = start + timedelta(seconds=window_seconds)
         return max(1, math.ceil((ends - now).total_seconds()))
