@@ -122,11 +122,11 @@ HOT = (
 def _renewed(parameters: dict[str, Any]) -> dict[str, Any]:
     """The same parameters for a new row: a new primary key (and a new copy of
     any text that embeds it, like a Message-ID) and a new address."""
-    old = parameters.get("id")
+    old = parameters.get("id", parameters.get("p_id"))
     new = uuid.uuid4()
     renewed: dict[str, Any] = {}
     for key, value in parameters.items():
-        if key == "id" and isinstance(value, uuid.UUID):
+        if key in ("id", "p_id") and isinstance(value, uuid.UUID):
             value = new
         elif isinstance(value, str):
             if old is not None:

@@ -96,8 +96,8 @@ def summarise(stacks: Path) -> str:
     by_stage: collections.Counter[str] = collections.Counter()
     for line in _lines(stacks):
         stack, _, count_text = line.rpartition(" ")
-        if not stack:
-            continue
+        if not stack or not count_text.isdigit():
+            continue  # a piece of a frame whose generated source spans lines
         count = int(count_text)
         frames = stack.split(";")
         # Stacks of the pool's threads start in threading; every other stack

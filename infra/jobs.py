@@ -10,17 +10,21 @@ import asyncio
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 import procrastinate
 import psycopg
+import psycopg_pool
 from procrastinate import RetryDecision, connector, exceptions
 from procrastinate.jobs import Job
 from procrastinate.retry import BaseRetryStrategy
 from sqlalchemy import exc as sa_exc
 
 from domain import delivery, errors
+from infra import db
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +71,37 @@ class _Connector(procrastinate.PsycopgConnector):
             delay = min(delay * 2, self.max_reconnect_delay)
 
 
+def _pool(**kwargs: Any) -> psycopg_pool.AsyncConnectionPool:
+    """procrastinate's pool, with its liveness check kept off the busy path.
+
+    procrastinate checks every connection the pool hands out: a round trip
+    before each fetch of a job and each record of its end, two of the
+    worker's per email, and the fetches run one at a time. As in
+    ``db.create_engine``, only a connection idle for ``PING_AFTER_IDLE_SECONDS``
+    is checked; a connection that dies under load fails one query, which
+    procrastinate's worker survives (and ``herald worker`` restarts it).
+    """
+    returned_at: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    async def check_if_idle(connection: psycopg.AsyncConnection[Any]) -> None:
+        since = returned_at.get(connection)  # None: connected just now
+        if since is not None and time.monotonic() - since >= db.PING_AFTER_IDLE_SECONDS:
+            await psycopg_pool.AsyncConnectionPool.check_connection(connection)
+
+    async def note_return(connection: psycopg.AsyncConnection[Any]) -> None:
+        returned_at[connection] = time.monotonic()
+
+    kwargs.update(check=check_if_idle, reset=note_return)
+    return psycopg_pool.AsyncConnectionPool(**kwargs)
+
+
 def create_app(database_url: str, *, pool_size: int = 10) -> procrastinate.App:
     return procrastinate.App(
-        connector=_Connector(conninfo=database_url, min_size=1, max_size=pool_size)
+        connector=_Connector(
+            conninfo=database_url, min_size=1, max_size=pool_size, pool_factory=_pool
+        )
     )
 
 
