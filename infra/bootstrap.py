@@ -71,6 +71,16 @@ def build(settings: Settings) -> Container:
     worker_uow = unit_of_work.UnitOfWorkFactory(
         sessions, app=queue, clock=clock, mail_domain=settings.mail_domain
     )
+    # The same pool, each statement committed as it runs: no BEGIN and COMMIT
+    # round trips around a step that is one statement.
+    single_statements = unit_of_work.UnitOfWorkFactory(
+        async_sessionmaker(
+            engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        ),
+        app=None,
+        clock=clock,
+        mail_domain=settings.mail_domain,
+    )
     signer = tokens.TokenSigner(settings.secret_keys)
     hasher = passwords.Argon2Hasher(
         time_cost=settings.password_hash_time_cost,
@@ -110,6 +120,7 @@ def build(settings: Settings) -> Container:
     )
     courier = delivery.Courier(
         uow=worker_uow,
+        single_statement=single_statements,
         tokens=signer,
         renderer=rendering.JinjaRenderer(),
         mailer=smtp,

@@ -1,5 +1,5 @@
-"""The engine's pool: only a connection idle for a while is pinged, and a
-stale one is replaced before anyone uses it."""
+"""Connections: only one idle for a while is pinged, a stale one is replaced
+before anyone uses it, and the courier's claim runs outside a transaction."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from infra import db, jobs
+from domain import accounts
+from infra import bootstrap, db, jobs
+from tests import support
 
 
 async def _backend_pid(engine: sa.ext.asyncio.AsyncEngine) -> int:
@@ -74,3 +76,29 @@ async def test_the_job_queues_pool_replaces_an_idle_connection_killed_by_the_ser
         _kill(database_url, second)
         with pytest.raises(psycopg.OperationalError):
             await backend_pid()
+
+
+async def test_the_couriers_claim_commits_as_it_runs_with_no_transaction_around_it(
+    database_url: str,
+) -> None:
+    container = bootstrap.build(support.settings(database_url))
+    try:
+        await accounts.register(
+            accounts.Register("claimed@example.com", "correct horse battery"), container.accounts
+        )
+        with psycopg.connect(database_url, autocommit=True) as observer:
+            [(delivery_id,)] = observer.execute("SELECT id FROM email_deliveries").fetchall()
+            courier = container.courier
+            assert courier.single_statement is not None
+            async with courier.single_statement() as uow:
+                claimed = await uow.deliveries.claim(
+                    delivery_id, courier.clock.now(), lease_seconds=60
+                )
+                assert claimed is not None
+                # Not committed by the unit of work yet, and already seen by others.
+                status = observer.execute(
+                    "SELECT status FROM email_deliveries WHERE id = %s", (delivery_id,)
+                ).fetchall()
+                assert status == [("sending",)]
+    finally:
+        await container.close()
