@@ -21,6 +21,16 @@ Configuration comes from environment variables (see the README's table);
 """
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _settings() -> Settings:
     try:
         return Settings.from_env()
@@ -61,15 +71,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from infra import worker
+
+    settings = _settings()  # a configuration error stops here, before any child
+    logs.configure(settings.log_level)
+    if args.processes > 1:
+        return worker.supervise(work, processes=args.processes, concurrency=args.concurrency)
+    work(args.concurrency, settings)
+    return 0
+
+
+def work(concurrency: int, settings: Settings | None = None) -> None:
+    """One worker process: its event loop and its jobs (the target of each
+    child of ``herald worker --processes N``)."""
     from infra import bootstrap, worker
 
-    settings = _settings()
-    logs.configure(settings.log_level)
+    if settings is None:
+        settings = _settings()
+        logs.configure(settings.log_level)
 
     async def main() -> None:
         container = bootstrap.build(settings)
         try:
-            await worker.run(container, concurrency=args.concurrency)
+            await worker.run(container, concurrency=concurrency)
         finally:
             await container.close()
 
@@ -81,7 +105,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
         asyncio.run(main())
     else:
         uvloop.run(main())
-    return 0
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -125,11 +148,21 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=cmd_serve)
 
-    work = commands.add_parser("worker", help="send queued emails (graceful stop on SIGTERM)")
-    work.add_argument(
-        "--concurrency", type=int, default=4, help="jobs processed at once (default %(default)s)"
+    worker = commands.add_parser("worker", help="send queued emails (graceful stop on SIGTERM)")
+    worker.add_argument(
+        "--concurrency",
+        type=_at_least_one,
+        default=4,
+        help="jobs processed at once by each process (default %(default)s)",
     )
-    work.set_defaults(run=cmd_worker)
+    worker.add_argument(
+        "--processes",
+        type=_at_least_one,
+        default=1,
+        help="worker processes, each with its own event loop: about one per core"
+        " the database and the mail server leave free (default %(default)s)",
+    )
+    worker.set_defaults(run=cmd_worker)
 
     dev = commands.add_parser(
         "dev",

@@ -5,7 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import multiprocessing.process
+import os
 import signal
+import threading
+import time
+from collections.abc import Callable
 
 from infra import bootstrap, jobs
 
@@ -87,3 +93,71 @@ async def _until_done_or_stopped(worker: asyncio.Task[None], stop: asyncio.Event
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
+
+
+def supervise(
+    target: Callable[[int], object],
+    *,
+    processes: int,
+    concurrency: int,
+    max_restart_delay: float = MAX_RESTART_DELAY,
+) -> int:
+    """Run ``target(concurrency)`` in ``processes`` child processes and keep
+    them running until SIGTERM or SIGINT, which each child receives too (it
+    drains its sends); then wait for all of them and return 0.
+
+    One worker process is one event loop on one core; the claim of each
+    delivery and procrastinate's locking keep any number of them from
+    sending an email twice. A child that ends on its own is started again,
+    with backoff.
+    """
+    context = multiprocessing.get_context("spawn")
+    stop = threading.Event()
+    children: list[multiprocessing.process.BaseProcess | None] = [None] * processes
+    due = [0.0] * processes  # when each slot may (re)start its child
+    delays = [1.0] * processes
+    started_at = [0.0] * processes
+
+    def stop_all(signum: int, frame: object) -> None:
+        stop.set()
+        for child in children:
+            if child is not None and child.pid is not None and child.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGTERM)
+
+    previous = {s: signal.signal(s, stop_all) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not stop.is_set():
+            now = time.monotonic()
+            for slot, child in enumerate(children):
+                if child is not None and child.is_alive():
+                    continue
+                if child is not None:
+                    if now - started_at[slot] > 2 * max_restart_delay:
+                        delays[slot] = 1.0  # it had been working
+                    log.error(
+                        "worker process %d ended on its own (exit code %s); starting it again"
+                        " in %.0f s",
+                        child.pid,
+                        child.exitcode,
+                        delays[slot],
+                    )
+                    due[slot] = now + delays[slot]
+                    delays[slot] = min(delays[slot] * 2, max_restart_delay)
+                    children[slot] = None
+                if now >= due[slot] and not stop.is_set():
+                    fresh = context.Process(target=target, args=(concurrency,), daemon=False)
+                    fresh.start()
+                    children[slot] = fresh
+                    started_at[slot] = now
+                    log.info("worker process %d started (%d of %d)", fresh.pid, slot + 1, processes)
+            stop.wait(0.5)
+    finally:
+        stop_all(signal.SIGTERM, None)
+        for child in children:
+            if child is not None:
+                child.join()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    log.info("all %d worker processes stopped", processes)
+    return 0

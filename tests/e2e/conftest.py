@@ -73,13 +73,13 @@ class Herald:
     log_files: dict[str, Path] = field(default_factory=dict)
     worker_env: dict[str, str] = field(default_factory=dict)
 
-    def start_worker(self) -> None:
+    def start_worker(self, *options: str) -> None:
         """Start ``herald worker`` (once) against this API's database and sink."""
         assert "worker" not in self.processes
         log = self.log_files["worker"] = self.logs / f"worker-{id(self)}.log"
         with log.open("wb") as out:
             self.processes["worker"] = subprocess.Popen(
-                [HERALD, "worker", "--concurrency", "2"],
+                [HERALD, "worker", "--concurrency", "2", *options],
                 env=self.worker_env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
