@@ -11,6 +11,7 @@ import strawberry
 from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
+    MaskErrors,
     MaxAliasesLimiter,
     ParserCache,
     QueryDepthLimiter,
@@ -172,9 +173,14 @@ class _LeanRunner(SchemaExtensionsRunner):
         return data
 
     def on_stream_result(self, result: Any) -> Any:
-        if not self._on_stream:
+        hooks = self._on_stream
+        if hooks and not getattr(result, "errors", None):
+            # Masking only ever changes a result's errors: a result without
+            # any (every shared step) skips it, and its context manager.
+            hooks = [e for e in hooks if not isinstance(e, MaskErrors)]
+        if not hooks:
             return contextlib.nullcontext()
-        return StreamResultContextManager(self._on_stream, result)
+        return StreamResultContextManager(hooks, result)
 
 
 class _HeraldSchema(strawberry.Schema):

@@ -76,3 +76,27 @@ def test_next_messages_share_their_payload_text_and_keep_their_own_ids() -> None
     assert json.loads(three)["payload"] == errors
     # Other messages are plain JSON.
     assert json.loads(encoder.encode({"type": "connection_ack"})) == {"type": "connection_ack"}
+
+
+class BrokenFeed:
+    """Fails mid-stream with a detail that must not reach the client."""
+
+    async def follow(
+        self, registration_id: uuid.UUID, *, after: int | None = None
+    ) -> AsyncGenerator[progress.RegistrationStep, None]:
+        raise RuntimeError("connection to 10.0.0.7 refused for user herald")
+        yield  # pragma: no cover
+
+
+async def test_a_streamed_result_with_errors_is_still_masked() -> None:
+    w: World = world()
+    started = await accounts.register(accounts.Register("ann@example.com", "pass word"), w.accounts)
+    context = Context(w.accounts, BrokenFeed())  # type: ignore[arg-type]
+    stream = await create_schema().subscribe(
+        QUERY, variable_values={"t": started.registration_token}, context_value=context
+    )
+    result = await anext(stream)  # type: ignore[arg-type]
+    await stream.aclose()  # type: ignore[union-attr]
+    assert result.errors is not None
+    messages = [error.message for error in result.errors]
+    assert messages == ["Internal server error; the request was not completed."]
