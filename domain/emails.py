@@ -102,6 +102,10 @@ class DeliveryRecord:
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None
+    # For a verification email: the account and the link's nonce, which must
+    # still be the account's for the link to work.
+    user_id: uuid.UUID | None = None
+    verification_nonce: int | None = None
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,6 @@ class DeliveryNotFound(DomainError):
 class DeliveryNotRetryable(DomainError):
     """Only a delivery that failed for good can be retried; this one has not."""
 
-    def __init__(self, status: str) -> None:
-        super().__init__(f"Only a failed delivery can be retried; this one is {status}.")
+    def __init__(self, status: str, message: str | None = None) -> None:
+        super().__init__(message or f"Only a failed delivery can be retried; this one is {status}.")
         self.status = status

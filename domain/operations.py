@@ -149,8 +149,18 @@ async def retry_delivery(
         raise errors.DeliveryNotFound()
     now = operations.clock.now()
     async with operations.uow() as uow:
+        current = await uow.deliveries.get(found)
+        if current is None:
+            raise errors.DeliveryNotFound()
+        if await _superseded(uow, current):
+            raise errors.DeliveryNotRetryable(
+                current.status.value,
+                "This verification email was superseded: a newer link was sent or the"
+                " address was verified, so its link no longer works. The account's"
+                " owner can ask for a new one with resendVerificationEmail.",
+            )
         record = await uow.deliveries.requeue(found, now)
-        if record is None:
+        if record is None:  # it is no longer failed (a concurrent retry, say)
             current = await uow.deliveries.get(found)
             if current is None:
                 raise errors.DeliveryNotFound()
@@ -161,6 +171,17 @@ async def retry_delivery(
         await handlers.record_queued(uow, record.registration_id, now)
         await uow.commit()
     return record
+
+
+async def _superseded(uow: ports.UnitOfWork, record: emails.DeliveryRecord) -> bool:
+    """A verification email whose link can no longer work: sending it again
+    would mail a dead link."""
+    if record.kind is not emails.EmailKind.VERIFY_EMAIL or record.user_id is None:
+        return False
+    user = await uow.users.get(record.user_id)
+    return (
+        user is None or user.email_verified or user.verification_nonce != record.verification_nonce
+    )
 
 
 async def delivery_stats(credential: str | None, operations: Operations) -> DeliveryStats:

@@ -501,6 +501,8 @@ _RECORD_COLUMNS = (
     db.email_deliveries.c.created_at,
     db.email_deliveries.c.updated_at,
     db.email_deliveries.c.sent_at,
+    db.email_deliveries.c.user_id,
+    db.email_deliveries.c.verification_nonce,
 )
 
 
@@ -520,6 +522,8 @@ def _record(row: Any) -> emails.DeliveryRecord:
         created_at=row.created_at,
         updated_at=row.updated_at,
         sent_at=row.sent_at,
+        user_id=row.user_id,
+        verification_nonce=row.verification_nonce,
     )
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pytest
 
-from domain import accounts, emails, operations
+from domain import accounts, emails, errors, operations
 from infra import bootstrap
 from tests import support
 
@@ -99,3 +100,21 @@ async def test_a_failed_delivery_is_requeued_with_a_new_job_and_counted(
     )
     assert [d.id for d in newest.deliveries] == [failed_id] and newest.has_next_page
     assert datetime.now(UTC) - record.updated_at < timedelta(minutes=1)
+
+
+async def test_a_failed_verification_email_whose_link_was_superseded_is_not_retried(
+    container: bootstrap.Container, database_url: str
+) -> None:
+    await register(container, 1)
+    with psycopg.connect(database_url) as conn:
+        [(failed_id,)] = conn.execute(
+            "UPDATE email_deliveries SET status = 'failed' RETURNING id"
+        ).fetchall()
+        # A newer link was sent since (resendVerificationEmail bumps the nonce).
+        conn.execute("UPDATE users SET verification_nonce = verification_nonce + 1")
+    with pytest.raises(errors.DeliveryNotRetryable) as refused:
+        await operations.retry_delivery(support.ADMIN_KEY, str(failed_id), container.operations)
+    assert refused.value.status == "failed" and "superseded" in refused.value.message
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT status, manual_retries FROM email_deliveries").fetchall()
+    assert rows == [("failed", 0)]

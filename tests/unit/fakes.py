@@ -283,6 +283,8 @@ class FakeDeliveries:
             created_at=row["created_at"],
             updated_at=row["created_at"],
             sent_at=None,
+            user_id=row["user_id"],
+            verification_nonce=row["verification_nonce"],
         )
 
     async def get(self, delivery_id: uuid.UUID) -> emails.DeliveryRecord | None:

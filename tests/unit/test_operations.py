@@ -153,3 +153,18 @@ async def test_stats_count_the_last_hour_and_the_last_day_by_status() -> None:
     w.clock.advance(3600)
     later = await operations.delivery_stats(ADMIN_KEY, w.operations)
     assert (later.last_hour.total, later.last_day.total) == (0, 2)
+
+
+async def test_a_verification_email_superseded_by_a_newer_link_is_not_sent_again() -> None:
+    w = world()
+    old = await failed_for_good(w)
+    w.clock.advance(3600)  # past the cooldown and the hourly cap
+    await accounts.resend_verification_email(
+        accounts.ResendVerificationEmail("ann@example.com"), w.accounts
+    )
+    with pytest.raises(errors.DeliveryNotRetryable) as raised:
+        await operations.retry_delivery(ADMIN_KEY, str(old), w.operations)
+    assert raised.value.status == "failed"
+    assert "resendVerificationEmail" in raised.value.message
+    assert w.store.deliveries[old]["status"] is emails.DeliveryStatus.FAILED
+    assert w.store.deliveries[old].get("manual_retries", 0) == 0
