@@ -150,7 +150,7 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
     """The engine, with its pool's liveness check kept off the busy path.
 
     SQLAlchemy's ``pool_pre_ping`` pings every connection it hands out: a
-    round trip per transaction, three of a registration's seventeen. Here only
+    round trip per transaction, two of a registration's seventeen. Here only
     a connection that sat idle for ``PING_AFTER_IDLE_SECONDS`` is pinged (the
     rule of connection pools such as HikariCP), which is what catches the
     connections a database restart or an idle timeout killed. One that fails
