@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from infra import bootstrap, jobs
 
@@ -19,6 +20,23 @@ log = logging.getLogger(__name__)
 
 # The longest pause before a worker that stopped on its own is started again.
 MAX_RESTART_DELAY = 30.0
+
+
+@dataclass
+class _Restarts:
+    """How long to wait before starting again something that stopped on its
+    own: one second, doubling up to the cap, and one second again after a
+    long run (that was a new outage, not the same one)."""
+
+    cap: float = MAX_RESTART_DELAY
+    delay: float = 1.0
+
+    def after(self, ran_for: float) -> float:
+        if ran_for > 2 * self.cap:
+            self.delay = 1.0
+        current = self.delay
+        self.delay = min(self.delay * 2, self.cap)
+        return current
 
 
 async def run(
@@ -42,7 +60,7 @@ async def run(
             loop.add_signal_handler(signum, stop.set)
     try:
         async with container.queue.open_async():
-            delay = 1.0
+            restarts = _Restarts()
             while not stop.is_set():
                 log.info("worker started on queue %r with concurrency %d", jobs.QUEUE, concurrency)
                 started = loop.time()
@@ -60,8 +78,7 @@ async def run(
                 if stop.is_set():
                     break
                 failure = worker.exception()
-                if loop.time() - started > 2 * MAX_RESTART_DELAY:
-                    delay = 1.0  # it had been working: a new outage
+                delay = restarts.after(loop.time() - started)
                 log.error(
                     "the worker stopped on its own (%s); starting it again in %.0f s",
                     "no error" if failure is None else f"{type(failure).__name__}: {failure}",
@@ -70,7 +87,6 @@ async def run(
                 )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
-                delay = min(delay * 2, MAX_RESTART_DELAY)
     finally:
         if install_signal_handlers:
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -113,14 +129,12 @@ def supervise(
     """
     context = multiprocessing.get_context("spawn")
     stop = threading.Event()
-    children: list[multiprocessing.process.BaseProcess | None] = [None] * processes
-    due = [0.0] * processes  # when each slot may (re)start its child
-    delays = [1.0] * processes
-    started_at = [0.0] * processes
+    slots = [_Slot(_Restarts(cap=max_restart_delay)) for _ in range(processes)]
 
     def stop_all(signum: int, frame: object) -> None:
         stop.set()
-        for child in children:
+        for slot in slots:
+            child = slot.child
             if child is not None and child.pid is not None and child.is_alive():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child.pid, signal.SIGTERM)
@@ -129,35 +143,44 @@ def supervise(
     try:
         while not stop.is_set():
             now = time.monotonic()
-            for slot, child in enumerate(children):
+            for number, slot in enumerate(slots, start=1):
+                child = slot.child
                 if child is not None and child.is_alive():
                     continue
                 if child is not None:
-                    if now - started_at[slot] > 2 * max_restart_delay:
-                        delays[slot] = 1.0  # it had been working
+                    delay = slot.restarts.after(now - slot.started_at)
                     log.error(
                         "worker process %d ended on its own (exit code %s); starting it again"
                         " in %.0f s",
                         child.pid,
                         child.exitcode,
-                        delays[slot],
+                        delay,
                     )
-                    due[slot] = now + delays[slot]
-                    delays[slot] = min(delays[slot] * 2, max_restart_delay)
-                    children[slot] = None
-                if now >= due[slot] and not stop.is_set():
-                    fresh = context.Process(target=target, args=(concurrency,), daemon=False)
-                    fresh.start()
-                    children[slot] = fresh
-                    started_at[slot] = now
-                    log.info("worker process %d started (%d of %d)", fresh.pid, slot + 1, processes)
+                    slot.child, slot.due = None, now + delay
+                if now >= slot.due and not stop.is_set():
+                    slot.child = context.Process(target=target, args=(concurrency,))
+                    slot.child.start()
+                    slot.started_at = now
+                    log.info(
+                        "worker process %d started (%d of %d)", slot.child.pid, number, processes
+                    )
             stop.wait(0.5)
     finally:
         stop_all(signal.SIGTERM, None)
-        for child in children:
-            if child is not None:
-                child.join()
+        for slot in slots:
+            if slot.child is not None:
+                slot.child.join()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     log.info("all %d worker processes stopped", processes)
     return 0
+
+
+@dataclass
+class _Slot:
+    """One of the supervisor's worker processes, and when to start it again."""
+
+    restarts: _Restarts
+    child: multiprocessing.process.BaseProcess | None = None
+    started_at: float = 0.0
+    due: float = 0.0  # not started again before this (monotonic seconds)
